@@ -1,0 +1,3 @@
+fn main() {
+    println!("despina {}", env!("CARGO_PKG_VERSION"));
+}
