@@ -1,4 +1,10 @@
 //! despina: a Triton-compatible, multi-model inference server.
 
+pub mod backend;
 pub mod config;
 pub mod proto;
+pub mod request;
+pub mod scheduler;
+pub mod stats;
+pub mod status;
+pub mod tensor;

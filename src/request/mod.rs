@@ -1,0 +1,280 @@
+//! The protocol-neutral request/response model shared by every frontend, the scheduler and
+//! the backends.
+//!
+//! A frontend decodes its wire format into an [`InferRequest`], [`validate`] checks it against
+//! the model's config once, the scheduler queues it, and a backend instance answers through
+//! the request's [`Responder`], once (or several times for decoupled models). The frontend
+//! reads the answers from the matching [`ResponseStream`].
+
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::stats::ModelStats;
+use crate::status::Status;
+use crate::tensor::Tensor;
+
+/// A request or response parameter (the KServe v2 parameters extension).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ParamValue {
+    Bool(bool),
+    Int(i64),
+    Uint(u64),
+    Double(f64),
+    String(String),
+}
+
+/// Parameters in the order the client sent them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Parameters(pub Vec<(String, ParamValue)>);
+
+impl Parameters {
+    pub fn get(&self, key: &str) -> Option<&ParamValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    pub fn insert(&mut self, key: impl Into<String>, value: ParamValue) {
+        let key = key.into();
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub tensor: Tensor,
+}
+
+impl NamedTensor {
+    pub fn new(name: impl Into<String>, tensor: Tensor) -> Self {
+        NamedTensor {
+            name: name.into(),
+            tensor,
+        }
+    }
+}
+
+/// An output the client asked for; no entry means "all outputs".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RequestedOutput {
+    pub name: String,
+    /// The classification extension: answer the top `class_count` classes instead of the tensor.
+    pub class_count: u32,
+}
+
+/// A sequence correlation id: Triton accepts unsigned integers or strings.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CorrelationId {
+    Int(u64),
+    Str(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SequenceInfo {
+    pub id: CorrelationId,
+    pub start: bool,
+    pub end: bool,
+}
+
+/// One inference request on its way to a backend instance.
+pub struct InferRequest {
+    pub id: String,
+    pub inputs: Vec<NamedTensor>,
+    pub outputs: Vec<RequestedOutput>,
+    pub parameters: Parameters,
+    /// 0 means the model's default priority level.
+    pub priority: u64,
+    /// Queue timeout in microseconds; 0 means the model's default.
+    pub timeout_us: u64,
+    pub sequence: Option<SequenceInfo>,
+    /// Rows this request contributes to a batch (1 for models that do not batch).
+    pub batch_size: usize,
+    pub arrival: Instant,
+    pub cancel: CancellationToken,
+    pub responder: Responder,
+}
+
+impl InferRequest {
+    /// A request and the stream its answers arrive on.
+    pub fn new(id: String, inputs: Vec<NamedTensor>) -> (InferRequest, ResponseStream) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let req = InferRequest {
+            id,
+            inputs,
+            outputs: Vec::new(),
+            parameters: Parameters::default(),
+            priority: 0,
+            timeout_us: 0,
+            sequence: None,
+            batch_size: 1,
+            arrival: Instant::now(),
+            cancel: CancellationToken::new(),
+            responder: Responder::new(tx),
+        };
+        (req, ResponseStream { rx })
+    }
+
+    pub fn input(&self, name: &str) -> Option<&Tensor> {
+        self.inputs
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| &t.tensor)
+    }
+
+    /// Whether the client wants output `name` (all outputs when it named none).
+    pub fn wants(&self, name: &str) -> bool {
+        self.outputs.is_empty() || self.outputs.iter().any(|o| o.name == name)
+    }
+}
+
+/// One answer: a response, an error, or (for decoupled models) only the final flag.
+#[derive(Debug)]
+pub struct ResponseItem {
+    pub response: Option<Result<InferResponse, Status>>,
+    /// No more items follow for this request.
+    pub last: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InferResponse {
+    pub outputs: Vec<NamedTensor>,
+    pub parameters: Parameters,
+}
+
+impl InferResponse {
+    pub fn new(outputs: Vec<NamedTensor>) -> Self {
+        InferResponse {
+            outputs,
+            parameters: Parameters::default(),
+        }
+    }
+    pub fn output(&self, name: &str) -> Option<&Tensor> {
+        self.outputs
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| &t.tensor)
+    }
+}
+
+/// The sending half: held by the request, used by backends (from any thread).
+///
+/// Dropping a responder that never sent its final answer fails the request, so a request
+/// can never hang, whatever happens to the instance that held it.
+pub struct Responder {
+    tx: mpsc::UnboundedSender<ResponseItem>,
+    done: bool,
+    stats: Option<(Arc<ModelStats>, Instant)>,
+}
+
+impl Responder {
+    fn new(tx: mpsc::UnboundedSender<ResponseItem>) -> Self {
+        Responder {
+            tx,
+            done: false,
+            stats: None,
+        }
+    }
+
+    /// Records the request's outcome in `stats` when its final answer is sent.
+    pub fn attach_stats(&mut self, stats: Arc<ModelStats>, arrival: Instant) {
+        self.stats = Some((stats, arrival));
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Whether the client is still listening.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Sends one response; `last` marks the final one.
+    pub fn send(&mut self, response: InferResponse, last: bool) {
+        self.push(Some(Ok(response)), last, None);
+    }
+
+    /// Sends the final, complete answer of a non-decoupled request.
+    pub fn respond(&mut self, response: InferResponse) {
+        self.send(response, true);
+    }
+
+    /// Fails the request; nothing follows.
+    pub fn fail(&mut self, status: Status) {
+        let code = status.code;
+        self.push(Some(Err(status)), true, Some(code));
+    }
+
+    /// Sends the final flag with no response (decoupled models).
+    pub fn finish(&mut self) {
+        self.push(None, true, None);
+    }
+
+    fn push(
+        &mut self,
+        response: Option<Result<InferResponse, Status>>,
+        last: bool,
+        failure: Option<crate::status::Code>,
+    ) {
+        if self.done {
+            return;
+        }
+        self.done = last;
+        // A closed receiver means the client left; the answer has nowhere to go.
+        let _ = self.tx.send(ResponseItem { response, last });
+        if last {
+            if let Some((stats, arrival)) = self.stats.take() {
+                stats.record_request(arrival, failure);
+            }
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if !self.done {
+            self.fail(Status::internal(
+                "request was dropped before its final response was sent",
+            ));
+        }
+    }
+}
+
+/// The receiving half, held by the frontend.
+pub struct ResponseStream {
+    rx: mpsc::UnboundedReceiver<ResponseItem>,
+}
+
+impl ResponseStream {
+    pub async fn next(&mut self) -> Option<ResponseItem> {
+        self.rx.recv().await
+    }
+
+    /// Waits for the one final answer of a non-decoupled request.
+    pub async fn single(mut self) -> Result<InferResponse, Status> {
+        let mut last = None;
+        while let Some(item) = self.rx.recv().await {
+            if let Some(r) = item.response {
+                last = Some(r);
+            }
+            if item.last {
+                break;
+            }
+        }
+        last.unwrap_or_else(|| Err(Status::internal("model returned no response")))
+    }
+
+    /// Blocking form of [`ResponseStream::next`] for tests and non-async callers.
+    pub fn blocking_next(&mut self) -> Option<ResponseItem> {
+        self.rx.blocking_recv()
+    }
+}

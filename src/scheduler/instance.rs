@@ -1,0 +1,194 @@
+//! Instance threads: each backend instance lives on its own thread, created there and
+//! never moved, and is the only thing that runs model code. A panic fails only the batch
+//! in hand; the instance is then recreated and keeps serving.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use crate::backend::{Backend, BackendError, ExecTimer, Instance, InstanceSpec, ModelContext};
+use crate::config::ModelConfig;
+use crate::request::InferRequest;
+use crate::stats::ModelStats;
+
+/// Where an instance thread gets its batches.
+pub trait BatchSource: Send + Sync {
+    /// Blocks for the next batch of instance `index`; `None` tells the thread to exit.
+    fn next_batch(&self, index: usize) -> Option<Vec<InferRequest>>;
+
+    /// Instance `index` is gone for good (it could not be recreated after a panic).
+    fn instance_lost(&self, index: usize, reason: &str);
+}
+
+/// Everything an instance thread needs to (re)create its instance.
+#[derive(Clone)]
+pub struct ModelFiles {
+    pub name: String,
+    pub version: i64,
+    pub model_dir: PathBuf,
+    pub version_dir: PathBuf,
+    pub config: Arc<ModelConfig>,
+}
+
+impl ModelFiles {
+    pub fn context(&self) -> ModelContext<'_> {
+        ModelContext {
+            name: &self.name,
+            version: self.version,
+            model_dir: &self.model_dir,
+            version_dir: &self.version_dir,
+            config: &self.config,
+        }
+    }
+}
+
+/// Starts one thread per instance and waits until every instance is created. On failure
+/// the threads already started are stopped by the caller closing `source`.
+pub fn start(
+    backend: Arc<dyn Backend>,
+    files: &ModelFiles,
+    specs: Vec<InstanceSpec>,
+    source: Arc<dyn BatchSource>,
+    stats: Arc<ModelStats>,
+) -> (Vec<JoinHandle<()>>, Result<(), BackendError>) {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let mut handles = Vec::with_capacity(specs.len());
+    let count = specs.len();
+    for (index, spec) in specs.into_iter().enumerate() {
+        let ctx = Worker {
+            backend: backend.clone(),
+            files: files.clone(),
+            spec,
+            index,
+            source: source.clone(),
+            stats: stats.clone(),
+        };
+        let ready = ready_tx.clone();
+        let name = format!("{}-{}", files.name, index);
+        match std::thread::Builder::new()
+            .name(name)
+            .spawn(move || ctx.run(ready))
+        {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                return (
+                    handles,
+                    Err(BackendError::Internal(format!(
+                        "cannot start instance thread: {e}"
+                    ))),
+                );
+            }
+        }
+    }
+    drop(ready_tx);
+    let mut result = Ok(());
+    for _ in 0..count {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+            Err(_) => {
+                result = Err(BackendError::Internal(
+                    "an instance thread exited during load".into(),
+                ));
+                break;
+            }
+        }
+    }
+    (handles, result)
+}
+
+struct Worker {
+    backend: Arc<dyn Backend>,
+    files: ModelFiles,
+    spec: InstanceSpec,
+    index: usize,
+    source: Arc<dyn BatchSource>,
+    stats: Arc<ModelStats>,
+}
+
+impl Worker {
+    fn create(&self) -> Result<Box<dyn Instance>, BackendError> {
+        let ctx = self.files.context();
+        match catch_unwind(AssertUnwindSafe(|| {
+            self.backend.instantiate(&ctx, &self.spec)
+        })) {
+            Ok(r) => r,
+            Err(p) => Err(BackendError::Internal(format!(
+                "instance creation panicked: {}",
+                panic_message(&p)
+            ))),
+        }
+    }
+
+    fn run(self, ready: mpsc::Sender<Result<(), BackendError>>) {
+        let mut instance = match self.create() {
+            Ok(i) => {
+                let _ = ready.send(Ok(()));
+                i
+            }
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        drop(ready);
+        while let Some(batch) = self.source.next_batch(self.index) {
+            if batch.is_empty() {
+                continue;
+            }
+            let requests = batch.len();
+            let rows: usize = batch.iter().map(|r| r.batch_size).sum();
+            let mut timer = ExecTimer::start();
+            let outcome = catch_unwind(AssertUnwindSafe(|| instance.execute(batch, &mut timer)));
+            self.stats.record_execution(requests, rows, timer.finish());
+            if let Err(p) = outcome {
+                tracing::error!(
+                    model = %self.files.name, version = self.files.version, instance = %self.spec.name,
+                    "instance panicked: {}; recreating it", panic_message(&p)
+                );
+                instance = match self.recreate() {
+                    Ok(i) => i,
+                    Err(e) => {
+                        self.source.instance_lost(self.index, &e.to_string());
+                        return;
+                    }
+                };
+            }
+        }
+    }
+
+    /// Recreates a panicked instance, retrying with backoff while the model is served.
+    fn recreate(&self) -> Result<Box<dyn Instance>, BackendError> {
+        let mut delay = std::time::Duration::from_millis(10);
+        let mut last = None;
+        for _ in 0..6 {
+            match self.create() {
+                Ok(i) => return Ok(i),
+                Err(e) => {
+                    tracing::error!(model = %self.files.name, instance = %self.spec.name, "cannot recreate instance: {e}");
+                    last = Some(e);
+                    std::thread::sleep(delay);
+                    delay *= 2;
+                }
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| BackendError::Internal("instance could not be recreated".into())))
+    }
+}
+
+pub fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}

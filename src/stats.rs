@@ -1,0 +1,174 @@
+//! Per model-version statistics: the numbers behind the statistics extension and the
+//! Prometheus `nv_inference_*` families. Plain atomics, so recording costs a few adds.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use crate::status::Code;
+
+#[derive(Default, Debug)]
+pub struct DurationStat {
+    count: AtomicU64,
+    ns: AtomicU64,
+}
+
+impl DurationStat {
+    pub fn add(&self, d: Duration) {
+        self.add_n(1, d);
+    }
+    pub fn add_n(&self, n: u64, d: Duration) {
+        self.count.fetch_add(n, Relaxed);
+        self.ns
+            .fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+    }
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+    pub fn ns(&self) -> u64 {
+        self.ns.load(Relaxed)
+    }
+}
+
+/// Compute durations of one execution, split as Triton reports them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ComputeTimes {
+    pub input: Duration,
+    pub infer: Duration,
+    pub output: Duration,
+}
+
+#[derive(Default, Debug)]
+pub struct BatchStat {
+    pub compute_input: DurationStat,
+    pub compute_infer: DurationStat,
+    pub compute_output: DurationStat,
+}
+
+/// Failure reasons in the order of Triton's `reason` label values.
+pub const FAILURE_REASONS: [&str; 4] = ["REJECTED", "CANCELED", "BACKEND", "OTHER"];
+
+#[derive(Default, Debug)]
+pub struct ModelStats {
+    pub success: DurationStat,
+    pub fail: DurationStat,
+    pub queue: DurationStat,
+    pub compute_input: DurationStat,
+    pub compute_infer: DurationStat,
+    pub compute_output: DurationStat,
+    pub cache_hit: DurationStat,
+    pub cache_miss: DurationStat,
+    pub inference_count: AtomicU64,
+    pub execution_count: AtomicU64,
+    /// Milliseconds since the Unix epoch of the last execution (0 = never).
+    pub last_inference_ms: AtomicU64,
+    failures: [AtomicU64; 4],
+    /// Requests accepted and not yet handed to an instance.
+    pending: AtomicI64,
+    batches: Mutex<BTreeMap<u64, std::sync::Arc<BatchStat>>>,
+}
+
+impl ModelStats {
+    /// Records the end of a request: success when `failure` is `None`.
+    pub fn record_request(&self, arrival: Instant, failure: Option<Code>) {
+        let elapsed = arrival.elapsed();
+        match failure {
+            None => self.success.add(elapsed),
+            Some(code) => {
+                self.fail.add(elapsed);
+                let idx = FAILURE_REASONS
+                    .iter()
+                    .position(|r| *r == code.failure_reason())
+                    .unwrap_or(3);
+                self.failures[idx].fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Counts a request refused before it was queued (e.g. queue full).
+    pub fn record_rejected(&self, arrival: Instant, code: Code) {
+        self.record_request(arrival, Some(code));
+    }
+
+    pub fn failures(&self, reason: &str) -> u64 {
+        FAILURE_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.failures[i].load(Relaxed))
+    }
+
+    pub fn pending_inc(&self) {
+        self.pending.fetch_add(1, Relaxed);
+    }
+    pub fn pending_dec(&self, n: usize) {
+        self.pending.fetch_sub(n as i64, Relaxed);
+    }
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Relaxed).max(0) as u64
+    }
+
+    /// Records one execution of `requests` requests holding `batch_size` rows in all.
+    pub fn record_execution(&self, requests: usize, batch_size: usize, times: ComputeTimes) {
+        let n = requests as u64;
+        self.compute_input.add_n(n, times.input);
+        self.compute_infer.add_n(n, times.infer);
+        self.compute_output.add_n(n, times.output);
+        self.inference_count.fetch_add(batch_size as u64, Relaxed);
+        self.execution_count.fetch_add(1, Relaxed);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        self.last_inference_ms
+            .store(now.as_millis() as u64, Relaxed);
+        let b = {
+            let mut map = self.batches.lock();
+            map.entry(batch_size as u64).or_default().clone()
+        };
+        b.compute_input.add(times.input);
+        b.compute_infer.add(times.infer);
+        b.compute_output.add(times.output);
+    }
+
+    /// Per-batch-size statistics, smallest batch first.
+    pub fn batch_stats(&self) -> Vec<(u64, std::sync::Arc<BatchStat>)> {
+        self.batches
+            .lock()
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_outcomes_and_batches() {
+        let s = ModelStats::default();
+        let t = Instant::now();
+        s.record_request(t, None);
+        s.record_request(t, Some(Code::Unavailable));
+        s.record_request(t, Some(Code::InvalidArg));
+        assert_eq!(s.success.count(), 1);
+        assert_eq!(s.fail.count(), 2);
+        assert_eq!(s.failures("REJECTED"), 1);
+        assert_eq!(s.failures("OTHER"), 1);
+        assert_eq!(s.failures("BACKEND"), 0);
+        let times = ComputeTimes {
+            input: Duration::from_nanos(5),
+            ..Default::default()
+        };
+        s.record_execution(3, 4, times);
+        s.record_execution(1, 1, times);
+        assert_eq!(s.inference_count.load(Relaxed), 5);
+        assert_eq!(s.execution_count.load(Relaxed), 2);
+        assert_eq!(s.compute_input.count(), 4);
+        assert_eq!(s.compute_input.ns(), 10);
+        let b = s.batch_stats();
+        assert_eq!(b.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![1, 4]);
+        assert_eq!(b[1].1.compute_input.count(), 1);
+    }
+}
