@@ -8,3 +8,4 @@ pub mod scheduler;
 pub mod stats;
 pub mod status;
 pub mod tensor;
+pub mod repository;

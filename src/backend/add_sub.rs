@@ -13,6 +13,10 @@ impl Backend for AddSubBackend {
         "add_sub"
     }
 
+    fn needs_model_file(&self) -> bool {
+        false
+    }
+
     fn instantiate(
         &self,
         model: &ModelContext,

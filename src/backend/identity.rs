@@ -12,6 +12,10 @@ impl Backend for IdentityBackend {
         "identity"
     }
 
+    fn needs_model_file(&self) -> bool {
+        false
+    }
+
     fn instantiate(
         &self,
         model: &ModelContext,

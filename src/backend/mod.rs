@@ -127,6 +127,11 @@ impl ExecTimer {
 pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
 
+    /// Whether each version folder must hold the model file (`default_model_filename`).
+    fn needs_model_file(&self) -> bool {
+        true
+    }
+
     /// Fills what the config leaves out from the model itself (Triton's auto-complete).
     fn auto_complete(
         &self,

@@ -18,6 +18,10 @@ impl Backend for SequenceBackend {
         "sequence"
     }
 
+    fn needs_model_file(&self) -> bool {
+        false
+    }
+
     fn instantiate(
         &self,
         model: &ModelContext,

@@ -16,6 +16,10 @@ impl Backend for SquareBackend {
         "square"
     }
 
+    fn needs_model_file(&self) -> bool {
+        false
+    }
+
     fn instantiate(
         &self,
         model: &ModelContext,

@@ -4,4 +4,9 @@
 pub use crate::proto::inference::ModelConfig;
 
 pub mod access;
+mod interim;
+
 pub use access::ConfigExt;
+pub use interim::{
+    ConfigError, NormalizeContext, Pos, SourceMap, ValidateContext, from_json, normalize, parse, to_json, validate,
+};
