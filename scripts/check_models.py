@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from models import common  # noqa: E402
-from models.common import ROOT, TRITON_TYPES  # noqa: E402
+from models import common
+from models.common import ROOT, TRITON_TYPES
 
 try:
     import onnxruntime  # noqa: F401
-
     from models import ortrun
 except ImportError:
     ortrun = None
@@ -185,7 +184,7 @@ def parse_config(text):
     mbs = int(re.search(r"max_batch_size:\s*(\d+)", text).group(1))
     sections = {}
     for key in ("input", "output"):
-        m = re.search(rf"^{key} \[(.*?)^\]", text, re.S | re.M)
+        m = re.search(rf"^{key} \[(.*?)^\]", text, re.DOTALL | re.MULTILINE)
         sections[key] = [(n, t, [int(x) for x in d.replace(",", " ").split()])
                          for n, t, d in TENSOR_RE.findall(m.group(1))]
     return mbs, sections
@@ -217,6 +216,26 @@ def config_mismatches(cfg_text, sig):
             if len(full) != len(mshape) or any(m != -1 and m != c for m, c in zip(mshape, full)):
                 problems.append(f"{key} {name}: config shape {full}, model {mshape}")
     return problems
+
+
+def check_pbtxt_syntax():
+    """Parse every config.pbtxt with Triton's own ModelConfig message (from tritonclient), if present."""
+    try:
+        from google.protobuf import text_format
+        from tritonclient.grpc import model_config_pb2
+    except ImportError:
+        SKIPPED.append("config.pbtxt syntax (needs tritonclient)")
+        return
+    files = sorted(common.BUNDLED.glob("*/config.pbtxt")) + sorted(common.EXTRA.glob("*/config.pbtxt"))
+    for f in files:
+        try:
+            cfg = text_format.Parse(f.read_text(), model_config_pb2.ModelConfig())
+        except text_format.ParseError as err:
+            fail(f"{common.rel(f)}: not a valid ModelConfig: {err}")
+            continue
+        if cfg.name != f.parent.name:
+            fail(f"{common.rel(f)}: name {cfg.name!r} differs from its folder")
+    print(f"ok   {len(files)} config.pbtxt files parse as Triton ModelConfig, names match folders")
 
 
 def check_configs_and_manifest():
@@ -291,6 +310,7 @@ def main():
     runtimes = [r for r, m in (("onnxruntime", ortrun), ("torch", torch)) if m is not None]
     print(f"runtimes: {', '.join(runtimes) or 'none'} ({sys.executable})")
     check_goldens()
+    check_pbtxt_syntax()
     check_configs_and_manifest()
     for s in SKIPPED:
         print(f"skip {s}")

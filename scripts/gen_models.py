@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from models import common  # noqa: E402
+from models import common
 
 
 def section(name, needs, fn):

@@ -10,7 +10,6 @@ Token ids come from `tokenizers` reading the package's tokenizer.json (what a cl
 despina would use), padded to the longest sentence of each case; this script asserts that
 sentence-transformers' own tokenizer gives the same ids.
 """
-import json
 import os
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from models import common  # noqa: E402
+from models import common
 
 MAX_SEQ = 256  # sentence_bert_config.json max_seq_length
 

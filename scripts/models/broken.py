@@ -21,15 +21,15 @@ CASES = {
     "onnx_dtype_mismatch": (
         "simple's model (INT32) with INPUT0 declared TYPE_FP32 in config.pbtxt",
         ["INPUT0", "TYPE_FP32", "TYPE_INT32"],
-        "unable to load model 'onnx_dtype_mismatch', configuration expects datatype TYPE_FP32 for input "
-        "'INPUT0', model provides TYPE_INT32",
+        ("unable to load model 'onnx_dtype_mismatch', configuration expects datatype TYPE_FP32 for input "
+         "'INPUT0', model provides TYPE_INT32"),
     ),
     "onnx_dims_mismatch": (
         "simple's model ([-1,16]) with dims [ 8 ] in config.pbtxt",
         ["INPUT0", "[-1,16]", "[-1,8]"],
-        "model 'onnx_dims_mismatch', tensor 'INPUT0': the model expects 2 dimensions (shape [-1,16]) but the "
-        "model configuration specifies 2 dimensions (an initial batch dimension because max_batch_size > 0 "
-        "followed by the explicit tensor shape, making complete shape [-1,8])",
+        ("model 'onnx_dims_mismatch', tensor 'INPUT0': the model expects 2 dimensions (shape [-1,16]) but the "
+         "model configuration specifies 2 dimensions (an initial batch dimension because max_batch_size > 0 "
+         "followed by the explicit tensor shape, making complete shape [-1,8])"),
     ),
     "onnx_name_mismatch": (
         "simple's model with an input named INPUT9 in config.pbtxt, which the model does not have",
@@ -66,7 +66,7 @@ def _copy(src, dst, size=None):
 
 def gen_broken():
     made = []
-    onnx_cfg = dict(max_batch_size=8, platform="onnxruntime_onnx")
+    onnx_cfg = {"max_batch_size": 8, "platform": "onnxruntime_onnx"}
     if MLP_ONNX.exists():
         name = "onnx_truncated"
         _copy(MLP_ONNX, EXTRA / name / "1" / "model.onnx", 4096)

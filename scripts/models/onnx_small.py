@@ -3,6 +3,7 @@
 Every model is built with onnx.helper from seeded numpy data, so a rerun writes
 the very same bytes. Needs onnx, numpy and onnxruntime (for the goldens).
 """
+import itertools
 import sys
 import zlib
 
@@ -129,7 +130,7 @@ def mlp_model():
     rng = rng_for("mlp")
     nodes, inits = [], []
     x = "features"
-    for i, (fan_in, fan_out) in enumerate(zip(MLP_LAYERS, MLP_LAYERS[1:])):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(MLP_LAYERS)):
         w = (rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
         b = (rng.standard_normal(fan_out) * 0.1).astype(np.float32)
         inits += [numpy_helper.from_array(w, f"fc{i}.weight"), numpy_helper.from_array(b, f"fc{i}.bias")]
