@@ -9,3 +9,5 @@ pub mod stats;
 pub mod status;
 pub mod tensor;
 pub mod repository;
+pub mod trace;
+pub mod server;

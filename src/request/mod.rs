@@ -6,6 +6,7 @@
 //! the request's [`Responder`], once (or several times for decoupled models). The frontend
 //! reads the answers from the matching [`ResponseStream`].
 
+pub mod classify;
 pub mod validate;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::stats::ModelStats;
 use crate::status::Status;
 use crate::tensor::Tensor;
+use crate::trace::Trace;
 
 /// A request or response parameter (the KServe v2 parameters extension).
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +103,8 @@ pub struct InferRequest {
     pub arrival: Instant,
     pub cancel: CancellationToken,
     pub responder: Responder,
+    /// Set when the tracer sampled this request.
+    pub trace: Option<Arc<Trace>>,
 }
 
 impl InferRequest {
@@ -119,6 +123,7 @@ impl InferRequest {
             arrival: Instant::now(),
             cancel: CancellationToken::new(),
             responder: Responder::new(tx),
+            trace: None,
         };
         (req, ResponseStream { rx })
     }
@@ -173,6 +178,7 @@ pub struct Responder {
     tx: mpsc::UnboundedSender<ResponseItem>,
     done: bool,
     stats: Option<(Arc<ModelStats>, Instant)>,
+    trace: Option<Arc<Trace>>,
 }
 
 impl Responder {
@@ -187,6 +193,11 @@ impl Responder {
     /// Records the request's outcome in `stats` when its final answer is sent.
     pub fn attach_stats(&mut self, stats: Arc<ModelStats>, arrival: Instant) {
         self.stats = Some((stats, arrival));
+    }
+
+    /// Marks REQUEST_END on `trace` when the final answer is sent.
+    pub fn attach_trace(&mut self, trace: Arc<Trace>) {
+        self.trace = Some(trace);
     }
 
     pub fn is_done(&self) -> bool {
@@ -232,6 +243,9 @@ impl Responder {
         // A closed receiver means the client left; the answer has nowhere to go.
         let _ = self.tx.send(ResponseItem { response, last });
         if last {
+            if let Some(t) = self.trace.take() {
+                t.mark("REQUEST_END");
+            }
             if let Some((stats, arrival)) = self.stats.take() {
                 stats.record_request(arrival, failure);
             }

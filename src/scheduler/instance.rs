@@ -144,9 +144,12 @@ impl Worker {
             }
             let requests = batch.len();
             let rows: usize = batch.iter().map(|r| r.batch_size).sum();
+            let traces: Vec<_> = batch.iter().filter_map(|r| r.trace.clone()).collect();
+            traces.iter().for_each(|t| t.mark("COMPUTE_START"));
             let mut timer = ExecTimer::start();
             let outcome = catch_unwind(AssertUnwindSafe(|| instance.execute(batch, &mut timer)));
             self.stats.record_execution(requests, rows, timer.finish());
+            traces.iter().for_each(|t| t.mark("COMPUTE_END"));
             if let Err(p) = outcome {
                 tracing::error!(
                     model = %self.files.name, version = self.files.version, instance = %self.spec.name,

@@ -78,7 +78,11 @@ impl Scheduler {
     }
 
     /// Queues a request. A refused request is failed (and counted) before the error returns.
-    pub fn enqueue(&self, req: InferRequest) -> Result<(), Status> {
+    pub fn enqueue(&self, mut req: InferRequest) -> Result<(), Status> {
+        if let Some(t) = req.trace.clone() {
+            t.mark("QUEUE_START");
+            req.responder.attach_trace(t);
+        }
         let refused = match &self.kind {
             Kind::Pool(p) => p.push(req),
             Kind::Sequence(s) => s.push(req),

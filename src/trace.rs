@@ -1,0 +1,102 @@
+//! Request traces (Triton's trace extension, TIMESTAMPS level): the moments a sampled
+//! request passes through the server, written as one JSON object per line to the trace file.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+/// One sampled request's timestamps.
+pub struct Trace {
+    id: u64,
+    model: String,
+    version: AtomicI64,
+    stamps: Mutex<Vec<(&'static str, u64)>>,
+    sink: Arc<TraceSink>,
+}
+
+impl Trace {
+    pub fn new(id: u64, model: &str, sink: Arc<TraceSink>) -> Trace {
+        Trace { id, model: model.to_string(), version: AtomicI64::new(0), stamps: Mutex::new(Vec::new()), sink }
+    }
+
+    pub fn mark(&self, name: &'static str) {
+        self.stamps.lock().push((name, now_ns()));
+    }
+    pub fn set_version(&self, v: i64) {
+        self.version.store(v, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        let stamps: Vec<serde_json::Value> = self
+            .stamps
+            .lock()
+            .iter()
+            .map(|(n, ns)| serde_json::json!({"name": n, "ns": ns}))
+            .collect();
+        let record = serde_json::json!({
+            "id": self.id,
+            "model_name": self.model,
+            "model_version": self.version.load(Ordering::Relaxed),
+            "timestamps": stamps,
+        });
+        self.sink.push(record);
+    }
+}
+
+/// Where finished traces go: buffered, then appended to the trace file as JSON lines
+/// every `log_frequency` traces (every trace when 0).
+pub struct TraceSink {
+    file: String,
+    log_frequency: u64,
+    buffer: Mutex<Vec<serde_json::Value>>,
+}
+
+impl TraceSink {
+    pub fn new(file: String, log_frequency: u64) -> TraceSink {
+        TraceSink { file, log_frequency, buffer: Mutex::new(Vec::new()) }
+    }
+
+    fn push(&self, record: serde_json::Value) {
+        let mut buf = self.buffer.lock();
+        buf.push(record);
+        if self.log_frequency == 0 || buf.len() as u64 >= self.log_frequency {
+            let records = std::mem::take(&mut *buf);
+            drop(buf);
+            self.write(&records);
+        }
+    }
+
+    fn write(&self, records: &[serde_json::Value]) {
+        if self.file.is_empty() || records.is_empty() {
+            return;
+        }
+        let result = std::fs::OpenOptions::new().create(true).append(true).open(&self.file).and_then(|mut f| {
+            let mut out = String::new();
+            for r in records {
+                out.push_str(&r.to_string());
+                out.push('\n');
+            }
+            f.write_all(out.as_bytes())
+        });
+        if let Err(e) = result {
+            tracing::warn!(file = %self.file, "cannot write trace file: {e}");
+        }
+    }
+}
+
+impl Drop for TraceSink {
+    fn drop(&mut self) {
+        let records = std::mem::take(&mut *self.buffer.lock());
+        self.write(&records);
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
