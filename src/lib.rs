@@ -11,3 +11,7 @@ pub mod tensor;
 pub mod repository;
 pub mod trace;
 pub mod server;
+pub mod check;
+pub mod cli;
+pub mod logging;
+pub mod registry;

@@ -1,3 +1,127 @@
-fn main() {
-    println!("despina {}", env!("CARGO_PKG_VERSION"));
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use despina::cli::{CheckArgs, Cli, Command, ControlModeArg, ServeArgs};
+use despina::repository::{ControlMode, ManagerConfig, ModelManager};
+use despina::server::settings::{LogSettings, Settings, TraceSettings};
+use despina::server::{self, Limits, Listeners, RunOptions, ServerState, metrics::MetricsOptions};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(args) => check(args),
+        Command::Serve(args) => match serve(*args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let registry = despina::registry::full(None).0;
+    let reports = despina::check::check(&args.repositories, &registry, args.gpus);
+    let mut invalid = 0;
+    for r in &reports {
+        if !r.problems.is_empty() {
+            invalid += 1;
+        }
+        for p in &r.problems {
+            println!("{p}");
+        }
+    }
+    let models = reports.iter().filter(|r| !r.name.is_empty()).count();
+    eprintln!("checked {models} models: {} valid, {invalid} with problems", models.saturating_sub(invalid));
+    if invalid > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let log = LogSettings {
+        file: args.log_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        info: args.log_info,
+        warning: args.log_warning,
+        error: args.log_error,
+        verbose_level: args.log_verbose,
+        format: args.log_format.clone(),
+    };
+    let apply_log = despina::logging::init(&log)?;
+
+    let (registry, unavailable) = despina::registry::full(args.onnxruntime_lib.as_deref());
+    for (backend, why) in &unavailable {
+        tracing::warn!("backend '{backend}' is unavailable: {why}");
+    }
+    let control_mode = match args.model_control_mode {
+        ControlModeArg::None => ControlMode::None,
+        ControlModeArg::Poll => ControlMode::Poll,
+        ControlModeArg::Explicit => ControlMode::Explicit,
+    };
+    let manager = ModelManager::new(
+        ManagerConfig {
+            repositories: args.model_repository.clone(),
+            control_mode,
+            startup_models: args.load_model.clone(),
+            auto_complete: !(args.strict_model_config || args.disable_auto_complete_config),
+            gpu_count: 0,
+        },
+        registry,
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        spawn_signal_handler(shutdown.clone());
+
+        let m = manager.clone();
+        let failures = tokio::task::spawn_blocking(move || m.startup()).await?;
+        if !failures.is_empty() && args.exit_on_error {
+            anyhow::bail!("{} model(s) failed to load at start-up (use --exit-on-error=false to serve the others)", failures.len());
+        }
+
+        let settings = Settings::new(log, TraceSettings::default(), Some(apply_log));
+        let limits = Limits { max_body_bytes: args.http_max_input_size, max_grpc_message_bytes: args.grpc_max_message_size };
+        let state = Arc::new(ServerState::new(manager, settings, limits, args.strict_readiness, shutdown.clone()));
+        let bind = |enabled: bool, addr: Option<std::net::IpAddr>, port: u16| {
+            let addr = SocketAddr::new(addr.unwrap_or(args.host), port);
+            async move {
+                if !enabled {
+                    return Ok(None);
+                }
+                tokio::net::TcpListener::bind(addr).await.map(Some).with_context(|| format!("cannot listen on {addr}"))
+            }
+        };
+        let listeners = Listeners {
+            grpc: bind(args.allow_grpc, args.grpc_address, args.grpc_port).await?,
+            http: bind(args.allow_http, args.http_address, args.http_port).await?,
+            metrics: bind(args.allow_metrics, args.metrics_address, args.metrics_port).await?,
+        };
+        let opts = RunOptions {
+            exit_timeout: Duration::from_secs(args.exit_timeout_secs),
+            metrics: MetricsOptions { interval: Duration::from_millis(args.metrics_interval_ms), cpu: args.allow_cpu_metrics },
+        };
+        server::run(state, listeners, opts).await
+    })
+}
+
+fn spawn_signal_handler(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+        }
+        token.cancel();
+    });
 }

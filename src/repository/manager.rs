@@ -122,6 +122,41 @@ struct ModelEntry {
 #[derive(Default, Clone, Debug)]
 pub struct LoadOverrides {
     pub config: Option<ModelConfig>,
+    /// `file:<version>/<name>` overrides: relative path and content. When present, the model
+    /// loads from a fresh temporary folder holding only these files (and needs `config`).
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// Longest file name component accepted in a file override.
+const MAX_NAME_LEN: usize = 255;
+
+/// Checks a file override path: relative, plain components, no `..`, bounded names.
+pub fn check_override_path(path: &str) -> Result<std::path::PathBuf, Status> {
+    use std::path::Component;
+    let bad = |why: &str| Status::invalid_arg(format!("invalid file override path '{path}': {why}"));
+    if path.is_empty() {
+        return Err(bad("empty path"));
+    }
+    let p = std::path::Path::new(path);
+    let mut out = std::path::PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => {
+                let n = n.to_str().ok_or_else(|| bad("not valid UTF-8"))?;
+                if n.len() > MAX_NAME_LEN {
+                    return Err(bad(&format!("a name is longer than {MAX_NAME_LEN} bytes")));
+                }
+                out.push(n);
+            }
+            Component::CurDir => {}
+            Component::ParentDir => return Err(bad("'..' is not allowed")),
+            Component::RootDir | Component::Prefix(_) => return Err(bad("absolute paths are not allowed")),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err(bad("no file name"));
+    }
+    Ok(out)
 }
 
 pub struct ModelManager {
@@ -247,7 +282,19 @@ impl ModelManager {
     /// created beside the serving ones and the routing table switches only once they are
     /// ready; if they fail, the old versions keep serving.
     pub fn load(&self, name: &str, overrides: LoadOverrides) -> Result<(), Status> {
-        let dir = self.find_dir(name)?;
+        let _tmp;
+        let dir = if overrides.files.is_empty() {
+            self.find_dir(name)?
+        } else {
+            if overrides.config.is_none() {
+                return Err(Status::invalid_arg(format!(
+                    "failed to load '{name}': file overrides need a 'config' override as well"
+                )));
+            }
+            let (tmp, dir) = write_override_dir(name, &overrides.files)?;
+            _tmp = tmp;
+            dir
+        };
         let entry = self.entry(name);
         let _op = entry.op.lock();
         let ctx = PrepareContext {
@@ -400,6 +447,32 @@ impl ModelManager {
             }
         }
     }
+}
+
+/// Writes file overrides into a fresh temporary model folder. The folder must outlive the
+/// load only as long as backends read files at load time, which ours do.
+fn write_override_dir(name: &str, files: &[(String, Vec<u8>)]) -> Result<(tempfile::TempDir, ModelDir), Status> {
+    let tmp = tempfile::Builder::new()
+        .prefix("despina-override-")
+        .tempdir()
+        .map_err(|e| Status::internal(format!("cannot create a folder for file overrides: {e}")))?;
+    let root = tmp.path().join(name);
+    for (path, content) in files {
+        let rel = check_override_path(path)?;
+        let target = root.join(&rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Status::internal(format!("cannot write file override '{path}': {e}")))?;
+        }
+        // create_new: never follow or replace anything already there.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+            .map_err(|e| Status::invalid_arg(format!("cannot write file override '{path}': {e}")))?;
+        std::io::Write::write_all(&mut f, content).map_err(|e| Status::internal(format!("cannot write file override '{path}': {e}")))?;
+    }
+    let dir = scan::scan_model(name, &root).map_err(Status::from)?;
+    Ok((tmp, dir))
 }
 
 /// Takes versions out of service on a background thread: their queues close, what is queued

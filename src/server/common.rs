@@ -1,0 +1,151 @@
+//! Answers shared by the HTTP and gRPC frontends, built once as the protocol's messages:
+//! gRPC sends them as they are, HTTP writes their JSON form.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::ServerState;
+use crate::proto::inference as pb;
+use crate::repository::ModelVersion;
+use crate::stats::DurationStat;
+use crate::status::Status;
+
+pub const SERVER_NAME: &str = "despina";
+
+/// The protocol extensions despina implements.
+pub const EXTENSIONS: &[&str] = &[
+    "classification",
+    "sequence",
+    "model_repository",
+    "model_repository(unload_dependents)",
+    "schedule_policy",
+    "model_configuration",
+    "system_shared_memory",
+    "binary_tensor_data",
+    "parameters",
+    "statistics",
+    "trace",
+    "logging",
+];
+
+pub fn server_metadata() -> pb::ServerMetadataResponse {
+    pb::ServerMetadataResponse {
+        name: SERVER_NAME.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        extensions: EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Parses a version as clients send it: empty means "the default version".
+pub fn parse_version(v: &str) -> Result<Option<i64>, Status> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    match v.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(Status::invalid_arg(format!(
+            "failed to get model version from specified version string '{v}' (details: stol), version should be an integral value > 0"
+        ))),
+    }
+}
+
+pub fn model_metadata(state: &ServerState, name: &str, version: Option<i64>) -> Result<pb::ModelMetadataResponse, Status> {
+    let mv = state.manager.get(name, version)?;
+    let tensor = |s: &crate::request::validate::IoSpec| {
+        let mut shape = s.dims.clone();
+        if mv.io.max_batch_size > 0 {
+            shape.insert(0, -1);
+        }
+        pb::model_metadata_response::TensorMetadata {
+            name: s.name.clone(),
+            datatype: s.datatype.wire_name().into(),
+            shape,
+        }
+    };
+    let platform = if mv.config.platform.is_empty() { mv.config.backend.clone() } else { mv.config.platform.clone() };
+    Ok(pb::ModelMetadataResponse {
+        name: mv.name.clone(),
+        versions: state.manager.versions(name).iter().map(|v| v.to_string()).collect(),
+        platform,
+        inputs: mv.io.inputs.iter().map(tensor).collect(),
+        outputs: mv.io.outputs.iter().map(tensor).collect(),
+    })
+}
+
+fn duration(d: &DurationStat) -> Option<pb::StatisticDuration> {
+    Some(pb::StatisticDuration { count: d.count(), ns: d.ns() })
+}
+
+fn version_stats(v: &ModelVersion) -> pb::ModelStatistics {
+    let s = &v.stats;
+    pb::ModelStatistics {
+        name: v.name.clone(),
+        version: v.version.to_string(),
+        last_inference: s.last_inference_ms.load(Ordering::Relaxed),
+        inference_count: s.inference_count.load(Ordering::Relaxed),
+        execution_count: s.execution_count.load(Ordering::Relaxed),
+        inference_stats: Some(pb::InferStatistics {
+            success: duration(&s.success),
+            fail: duration(&s.fail),
+            queue: duration(&s.queue),
+            compute_input: duration(&s.compute_input),
+            compute_infer: duration(&s.compute_infer),
+            compute_output: duration(&s.compute_output),
+            cache_hit: duration(&s.cache_hit),
+            cache_miss: duration(&s.cache_miss),
+        }),
+        batch_stats: s
+            .batch_stats()
+            .into_iter()
+            .map(|(size, b)| pb::InferBatchStatistics {
+                batch_size: size,
+                compute_input: duration(&b.compute_input),
+                compute_infer: duration(&b.compute_infer),
+                compute_output: duration(&b.compute_output),
+            })
+            .collect(),
+        memory_usage: Vec::new(),
+        response_stats: Default::default(),
+    }
+}
+
+/// Statistics of every serving version, of one model, or of one version.
+pub fn model_statistics(state: &ServerState, name: &str, version: Option<i64>) -> Result<pb::ModelStatisticsResponse, Status> {
+    let versions: Vec<Arc<ModelVersion>> = if name.is_empty() {
+        state.manager.serving()
+    } else {
+        let all: Vec<Arc<ModelVersion>> = state.manager.serving().into_iter().filter(|v| v.name == name).collect();
+        if all.is_empty() {
+            return Err(Status::invalid_arg(format!("requested model '{name}' is not available")));
+        }
+        match version {
+            None => all,
+            Some(want) => {
+                let one: Vec<_> = all.into_iter().filter(|v| v.version == want).collect();
+                if one.is_empty() {
+                    return Err(Status::invalid_arg(format!(
+                        "requested model version is not available for model '{name}'"
+                    )));
+                }
+                one
+            }
+        }
+    };
+    Ok(pb::ModelStatisticsResponse { model_stats: versions.iter().map(|v| version_stats(v)).collect() })
+}
+
+pub fn repository_index(state: &ServerState, ready_only: bool) -> pb::RepositoryIndexResponse {
+    pb::RepositoryIndexResponse {
+        models: state
+            .manager
+            .index(ready_only)
+            .into_iter()
+            .map(|e| pb::repository_index_response::ModelIndex {
+                name: e.name,
+                version: e.version.map(|v| v.to_string()).unwrap_or_default(),
+                state: e.state.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                reason: e.reason,
+            })
+            .collect(),
+    }
+}
