@@ -21,6 +21,9 @@ if ! stamp_ok .venv "$want"; then
   echo "$want" > .venv/.despina-stamp
 fi
 
+# ---- test and example models generated from the packages above (MiniLM is ~90 MB, not committed)
+.venv/bin/python scripts/gen_models.py >&2
+
 # ---- .venv-torch: libtorch from PyPI's torch wheel, CPU libraries only (see ARCHITECTURE.md)
 if [ "${DESPINA_TORCH:-0}" = "1" ]; then
   want_t="torch==2.13.0 cuda-toolkit[cudart,cupti]==13.0.3"
