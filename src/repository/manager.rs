@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
@@ -163,11 +163,16 @@ pub struct ModelManager {
     config: ManagerConfig,
     registry: Registry,
     models: DashMap<String, Arc<ModelEntry>>,
+    /// Lets ensembles reach their composing models without a reference cycle.
+    me: Weak<ModelManager>,
 }
+
+/// Deepest chain of ensembles loading their composing models.
+const MAX_ENSEMBLE_DEPTH: usize = 16;
 
 impl ModelManager {
     pub fn new(config: ManagerConfig, registry: Registry) -> Arc<ModelManager> {
-        Arc::new(ModelManager { config, registry, models: DashMap::new() })
+        Arc::new_cyclic(|me| ModelManager { config, registry, models: DashMap::new(), me: me.clone() })
     }
 
     pub fn control_mode(&self) -> ControlMode {
@@ -234,7 +239,9 @@ impl ModelManager {
 
     /// Whether every model that was asked for is ready (Triton's strict readiness).
     pub fn all_ready(&self) -> bool {
-        self.models.iter().all(|e| e.states.lock().values().all(|s| s.state == State::Ready))
+        self.models.iter().all(|e| {
+            e.states.lock().values().all(|s| s.state == State::Ready || (s.state == State::Unavailable && s.reason == "unloaded"))
+        })
     }
 
     /// The repository index: every model on disk or known, with its versions' states.
@@ -282,6 +289,15 @@ impl ModelManager {
     /// created beside the serving ones and the routing table switches only once they are
     /// ready; if they fail, the old versions keep serving.
     pub fn load(&self, name: &str, overrides: LoadOverrides) -> Result<(), Status> {
+        self.load_at(name, overrides, 0)
+    }
+
+    fn load_at(&self, name: &str, overrides: LoadOverrides, depth: usize) -> Result<(), Status> {
+        if depth > MAX_ENSEMBLE_DEPTH {
+            return Err(Status::invalid_arg(format!(
+                "failed to load '{name}': ensembles nest deeper than {MAX_ENSEMBLE_DEPTH} levels (is there a cycle?)"
+            )));
+        }
         let _tmp;
         let dir = if overrides.files.is_empty() {
             self.find_dir(name)?
@@ -311,6 +327,22 @@ impl ModelManager {
             }
         };
         let config = Arc::new(prepared.config.clone());
+        // An ensemble needs its composing models: load those not serving yet.
+        if let Some(e) = config.ensemble_scheduling() {
+            for step in &e.step {
+                if step.model_name != name && self.versions(&step.model_name).is_empty() {
+                    drop(_op);
+                    let loaded = self.load_at(&step.model_name, LoadOverrides::default(), depth + 1);
+                    if let Err(s) = loaded {
+                        return Err(Status::invalid_arg(format!(
+                            "load failed for model '{name}': composing model '{}' failed to load: {}",
+                            step.model_name, s.message
+                        )));
+                    }
+                    return self.load_at(name, overrides_without_files(&prepared), depth);
+                }
+            }
+        }
         {
             let mut states = entry.states.lock();
             for (v, _) in &prepared.versions {
@@ -383,7 +415,15 @@ impl ModelManager {
     fn load_version(&self, files: ModelFiles) -> Result<Arc<ModelVersion>, Status> {
         let cfg = &files.config;
         if cfg.platform == "ensemble" || cfg.ensemble_scheduling().is_some() {
-            return Err(Status::unsupported("ensemble models are not supported yet"));
+            let me = self.me.clone();
+            let submit: crate::scheduler::ensemble::Submit = Arc::new(move |model: &str, version, req| {
+                let m = me.upgrade().ok_or_else(|| Status::unavailable("server is shutting down"))?;
+                m.get(model, version)?.submit(req)
+            });
+            let io = ModelIo::from_config(cfg).map_err(Status::invalid_arg)?;
+            let stats = Arc::new(ModelStats::default());
+            let scheduler = Scheduler::ensemble(cfg, submit, stats.clone())?;
+            return Ok(Arc::new(ModelVersion { name: files.name.clone(), version: files.version, config: files.config.clone(), io, stats, scheduler }));
         }
         let backend = self.registry.get(&cfg.backend).ok_or_else(|| {
             Status::unsupported(format!(
@@ -447,6 +487,11 @@ impl ModelManager {
             }
         }
     }
+}
+
+/// Reloading after composing models loaded uses the config already prepared.
+fn overrides_without_files(prepared: &Prepared) -> LoadOverrides {
+    LoadOverrides { config: Some(prepared.config.clone()), files: Vec::new() }
 }
 
 /// Writes file overrides into a fresh temporary model folder. The folder must outlive the

@@ -5,6 +5,7 @@
 //! to the instance that holds the sequence's state, with the control inputs added. Compute
 //! runs on the instance threads only, never on the async runtime.
 
+pub mod ensemble;
 pub mod instance;
 pub mod policy;
 pub mod queue;
@@ -34,6 +35,7 @@ pub struct Scheduler {
 enum Kind {
     Pool(Arc<PoolSource>),
     Sequence(Arc<sequence::SequenceScheduler>),
+    Ensemble(ensemble::Ensemble, Arc<ModelStats>),
 }
 
 impl Scheduler {
@@ -77,6 +79,16 @@ impl Scheduler {
         Ok(sched)
     }
 
+    /// The scheduler of an ensemble: requests flow through its steps via `submit`.
+    pub fn ensemble(
+        config: &crate::config::ModelConfig,
+        submit: ensemble::Submit,
+        stats: Arc<ModelStats>,
+    ) -> Result<Scheduler, Status> {
+        let e = ensemble::Ensemble::start(config, submit)?;
+        Ok(Scheduler { kind: Kind::Ensemble(e, stats), threads: Mutex::new(Vec::new()) })
+    }
+
     /// Queues a request. A refused request is failed (and counted) before the error returns.
     pub fn enqueue(&self, mut req: InferRequest) -> Result<(), Status> {
         if let Some(t) = req.trace.clone() {
@@ -86,6 +98,10 @@ impl Scheduler {
         let refused = match &self.kind {
             Kind::Pool(p) => p.push(req),
             Kind::Sequence(s) => s.push(req),
+            Kind::Ensemble(e, stats) => {
+                req.responder.attach_stats(stats.clone(), req.arrival);
+                e.enqueue(req)
+            }
         };
         match refused {
             Ok(()) => Ok(()),
@@ -101,6 +117,7 @@ impl Scheduler {
         match &self.kind {
             Kind::Pool(p) => p.queue.len(),
             Kind::Sequence(s) => s.queued(),
+            Kind::Ensemble(..) => 0,
         }
     }
 
@@ -109,12 +126,16 @@ impl Scheduler {
         match &self.kind {
             Kind::Pool(p) => p.queue.close(),
             Kind::Sequence(s) => s.close(),
+            Kind::Ensemble(e, _) => e.close(),
         }
     }
 
     /// Closes the scheduler and waits for every instance thread to finish its work.
     pub fn stop(&self) {
         self.close();
+        if let Kind::Ensemble(e, _) = &self.kind {
+            e.stop();
+        }
         let threads = std::mem::take(&mut *self.threads.lock());
         for t in threads {
             let _ = t.join();
@@ -123,8 +144,10 @@ impl Scheduler {
 }
 
 impl Drop for Scheduler {
+    /// Closes without joining: the last reference may drop on an async worker, which must
+    /// not block. The threads exit on their own once the queue drains; `stop` joins them.
     fn drop(&mut self) {
-        self.stop();
+        self.close();
     }
 }
 
