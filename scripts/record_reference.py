@@ -425,7 +425,7 @@ def http_catalogue():
 
     # -- compression of request and response bodies
     plain = json.dumps({"inputs": simple_inputs()}).encode()
-    add(http_raw("infer_request_gzip", SIMPLE, gzip.compress(plain), headers={"Content-Encoding": "gzip"}))
+    add(http_raw("infer_request_gzip", SIMPLE, gzip.compress(plain, mtime=0), headers={"Content-Encoding": "gzip"}))
     add(http_raw("infer_request_deflate", SIMPLE, zlib.compress(plain), headers={"Content-Encoding": "deflate"}))
     add(http_raw("infer_request_bad_gzip", SIMPLE, b"not gzip at all", headers={"Content-Encoding": "gzip"}))
     add(http_raw("infer_request_unknown_encoding", SIMPLE, plain, headers={"Content-Encoding": "br"}))
@@ -650,7 +650,7 @@ def record_http(host):
         rec = dict(case)
         rec["response"] = {"status": status,
                            "headers": {k: headers[k] for k in RELEVANT_HEADERS if k in headers},
-                           "body": decode_http_body(headers, raw)}
+                           "body": sorted_keys(decode_http_body(headers, raw))}
         out.append(rec)
         print(f"http {case['name']}: {status}", file=sys.stderr)
     return out
@@ -663,8 +663,17 @@ def grpc_request(rpc, request):
     return json_format.ParseDict(request, cls())
 
 
+def sorted_keys(value):
+    """Protobuf maps have no order; sorting keeps the recording stable between runs."""
+    if isinstance(value, dict):
+        return {k: sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_keys(v) for v in value]
+    return value
+
+
 def grpc_message_dict(msg):
-    return json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    return sorted_keys(json_format.MessageToDict(msg, preserving_proto_field_name=True))
 
 
 def call_grpc(stub, case, timeout=30):

@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import json_format
 from tritonclient.utils import InferenceServerException
 
-from conftest import SHARED_MODELS, error_status, simple_inputs, simple_pair
+from conftest import SHARED_MODELS, error_status, make_input, simple_inputs, simple_pair
 
 METRIC_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$')
 INFERENCE_FAMILIES = {
@@ -111,8 +111,6 @@ def test_stats_of_every_model(proto):
 
 def test_stats_per_version(proto):
     kind, mod, c = proto
-    from conftest import make_input
-
     before = {v: stats(kind, c, "versioned", v) for v in ("1", "2")}
     x = np.array([[1, 2, 3]], dtype=np.int32)
     for _ in range(3):
@@ -150,7 +148,8 @@ def test_metrics_count_exactly_the_inferences(server, proto):
         assert sample(after, name, **labels) - sample(before, name, **labels) == delta, name
     for reason in ("OTHER", "BACKEND", "REJECTED", "CANCELED"):
         key = dict(labels, reason=reason)
-        assert sample(after, "nv_inference_request_failure", **key) == sample(before, "nv_inference_request_failure", **key)
+        failures = "nv_inference_request_failure"
+        assert sample(after, failures, **key) == sample(before, failures, **key)
     assert sample(after, "nv_inference_request_duration_us", **labels) > sample(before, "nv_inference_request_duration_us", **labels)
     assert sample(after, "nv_inference_pending_request_count", **labels) == 0
 
