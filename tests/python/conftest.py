@@ -102,3 +102,83 @@ def server():
     s = start_despina(extra_args=["--model-control-mode", "explicit", "--load-model", "*"])
     yield s
     stop(s)
+
+
+# ---------------------------------------------------------------- clients and helpers for the tests
+# Imported by the test modules (`from conftest import ...`); pytest puts this folder on sys.path.
+import numpy as np  # noqa: E402
+
+# Model names both repositories serve (tests/models and the reference repository).
+SHARED_MODELS = sorted(p.name for p in TEST_REPO.iterdir() if (p / "config.pbtxt").is_file())
+
+
+@pytest.fixture(scope="module")
+def http_client(server):
+    import tritonclient.http as httpclient
+
+    c = httpclient.InferenceServerClient(server.http, connection_timeout=30, network_timeout=30)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def grpc_client(server):
+    import tritonclient.grpc as grpcclient
+
+    c = grpcclient.InferenceServerClient(server.grpc)
+    yield c
+    c.close()
+
+
+@pytest.fixture(params=["http", "grpc"])
+def proto(request, server):
+    """(module, client) for each protocol, so one test body covers HTTP and gRPC."""
+    if request.param == "http":
+        import tritonclient.http as mod
+
+        c = mod.InferenceServerClient(server.http, connection_timeout=30, network_timeout=30)
+    else:
+        import tritonclient.grpc as mod
+
+        c = mod.InferenceServerClient(server.grpc)
+    yield request.param, mod, c
+    c.close()
+
+
+def make_input(mod, name, array, datatype=None, binary=True):
+    """An InferInput holding `array` (BYTES when datatype says so); `binary` only matters for HTTP."""
+    from tritonclient.utils import np_to_triton_dtype
+
+    dt = datatype or np_to_triton_dtype(array.dtype)
+    inp = mod.InferInput(name, list(array.shape), dt)
+    if mod.__name__.endswith("http"):
+        inp.set_data_from_numpy(array, binary_data=binary)
+    else:
+        inp.set_data_from_numpy(array)
+    return inp
+
+
+def simple_pair(batch=1, dtype=np.int32):
+    """INPUT0 = 0..15 per row (row r offset by r*100), INPUT1 = row-dependent small values."""
+    a = (np.arange(16)[None, :] + 100 * np.arange(batch)[:, None]).astype(dtype)
+    b = ((np.arange(16)[None, :] % 5) - 2 + np.arange(batch)[:, None]).astype(dtype)
+    return a, b
+
+
+def simple_inputs(mod, a, b, binary=True):
+    return [make_input(mod, "INPUT0", a, binary=binary), make_input(mod, "INPUT1", b, binary=binary)]
+
+
+def error_status(proto_name, http_status, grpc_code):
+    """The status() an InferenceServerException carries for each protocol."""
+    return str(http_status) if proto_name == "http" else f"StatusCode.{grpc_code}"
+
+
+def wait_until(predicate, timeout=30.0, interval=0.1):
+    """Polls `predicate` until it returns truthy or `timeout` passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
