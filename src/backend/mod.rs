@@ -4,6 +4,7 @@
 //! Instances are created on, and never leave, their own thread, so they need not be `Send`.
 
 pub mod add_sub;
+pub mod add_version;
 pub mod identity;
 pub mod sequence;
 pub mod square;
@@ -173,6 +174,7 @@ impl Registry {
         let mut r = Registry::empty();
         r.register(Arc::new(identity::IdentityBackend));
         r.register(Arc::new(add_sub::AddSubBackend));
+        r.register(Arc::new(add_version::AddVersionBackend));
         r.register(Arc::new(square::SquareBackend));
         r.register(Arc::new(sequence::SequenceBackend));
         r
