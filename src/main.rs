@@ -69,6 +69,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             startup_models: args.load_model.clone(),
             auto_complete: !(args.strict_model_config || args.disable_auto_complete_config),
             gpu_count: 0,
+            drain_timeout: Duration::from_secs(args.exit_timeout_secs),
         },
         registry,
     );
@@ -78,12 +79,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         spawn_signal_handler(shutdown.clone());
 
+        let state_manager = manager.clone();
         let m = manager.clone();
         let failures = tokio::task::spawn_blocking(move || m.startup()).await?;
         if !failures.is_empty() && args.exit_on_error {
             anyhow::bail!("{} model(s) failed to load at start-up (use --exit-on-error=false to serve the others)", failures.len());
         }
 
+        if control_mode == ControlMode::Poll {
+            spawn_poller(state_manager.clone(), Duration::from_secs(args.repository_poll_secs.max(1)), shutdown.clone());
+        }
         let settings = Settings::new(log, TraceSettings::default(), Some(apply_log));
         let limits = Limits { max_body_bytes: args.http_max_input_size, max_grpc_message_bytes: args.grpc_max_message_size };
         let state = Arc::new(ServerState::new(manager, settings, limits, args.strict_readiness, shutdown.clone()));
@@ -107,6 +112,24 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         server::run(state, listeners, opts).await
     })
+}
+
+/// Poll mode: rescan the repositories every `interval` on a plain thread (loading is blocking).
+fn spawn_poller(manager: Arc<ModelManager>, interval: Duration, stop: CancellationToken) {
+    let spawned = std::thread::Builder::new().name("repository-poll".into()).spawn(move || {
+        while !stop.is_cancelled() {
+            let deadline = std::time::Instant::now() + interval;
+            while std::time::Instant::now() < deadline && !stop.is_cancelled() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !stop.is_cancelled() {
+                manager.poll();
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the repository poller: {e}");
+    }
 }
 
 fn spawn_signal_handler(token: CancellationToken) {

@@ -67,10 +67,42 @@ pub struct ModelStats {
     failures: [AtomicU64; 4],
     /// Requests accepted and not yet handed to an instance.
     pending: AtomicI64,
+    /// Requests handed to an instance and not yet returned from its execute call.
+    executing: AtomicI64,
     batches: Mutex<BTreeMap<u64, std::sync::Arc<BatchStat>>>,
 }
 
+impl DurationStat {
+    fn reset(&self) {
+        self.count.store(0, Relaxed);
+        self.ns.store(0, Relaxed);
+    }
+}
+
 impl ModelStats {
+    /// Forgets everything recorded so far (after warm-up, which clients never sent).
+    pub fn reset(&self) {
+        for d in [
+            &self.success,
+            &self.fail,
+            &self.queue,
+            &self.compute_input,
+            &self.compute_infer,
+            &self.compute_output,
+            &self.cache_hit,
+            &self.cache_miss,
+        ] {
+            d.reset();
+        }
+        self.inference_count.store(0, Relaxed);
+        self.execution_count.store(0, Relaxed);
+        self.last_inference_ms.store(0, Relaxed);
+        for f in &self.failures {
+            f.store(0, Relaxed);
+        }
+        self.batches.lock().clear();
+    }
+
     /// Records the end of a request: success when `failure` is `None`.
     pub fn record_request(&self, arrival: Instant, failure: Option<Code>) {
         let elapsed = arrival.elapsed();
@@ -107,6 +139,15 @@ impl ModelStats {
     }
     pub fn pending(&self) -> u64 {
         self.pending.load(Relaxed).max(0) as u64
+    }
+
+    pub fn executing_add(&self, n: i64) {
+        self.executing.fetch_add(n, Relaxed);
+    }
+
+    /// Requests queued or executing.
+    pub fn inflight(&self) -> u64 {
+        (self.pending.load(Relaxed) + self.executing.load(Relaxed)).max(0) as u64
     }
 
     /// Records one execution of `requests` requests holding `batch_size` rows in all.

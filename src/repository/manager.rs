@@ -2,27 +2,29 @@
 //!
 //! Each model's serving versions sit behind an `ArcSwap`, so a request looks a version up
 //! without locks and keeps an `Arc` of it: a swap or unload never cuts off a request that
-//! was already admitted. Loading happens off the request path (the frontends call these
-//! blocking methods from a blocking pool) and is serialised per model.
+//! was already admitted. Loads are serialised per model and run off the request path (the
+//! frontends call these blocking methods from a blocking pool). New versions load beside
+//! the serving ones; the table switches only when they are ready; leaving versions drain.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
 use super::load::{self, PrepareContext, Prepared};
+pub use super::overrides::LoadOverrides;
+use super::overrides::write_override_dir;
 use super::scan::{self, ModelDir};
-use crate::backend::{DeviceKind, InstanceSpec, Registry};
+use super::version::ModelVersion;
+use super::fingerprint;
+use crate::backend::Registry;
 use crate::config::{ConfigExt, ModelConfig};
-use crate::proto::inference::model_instance_group::Kind as GroupKind;
-use crate::request::InferRequest;
-use crate::request::validate::{ModelIo, validate};
-use crate::scheduler::Scheduler;
+use crate::scheduler::ensemble::Submit;
 use crate::scheduler::instance::ModelFiles;
-use crate::stats::ModelStats;
 use crate::status::{Code, Status};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,33 +42,8 @@ pub struct ManagerConfig {
     pub startup_models: Vec<String>,
     pub auto_complete: bool,
     pub gpu_count: usize,
-}
-
-/// A loaded, serving model version.
-pub struct ModelVersion {
-    pub name: String,
-    pub version: i64,
-    pub config: Arc<ModelConfig>,
-    pub io: ModelIo,
-    pub stats: Arc<ModelStats>,
-    scheduler: Scheduler,
-}
-
-impl ModelVersion {
-    pub fn is_decoupled(&self) -> bool {
-        self.config.is_decoupled()
-    }
-
-    /// Validates and queues a request; the answers arrive on the request's stream.
-    pub fn submit(&self, mut req: InferRequest) -> Result<(), Status> {
-        validate(&self.io, &mut req)?;
-        self.scheduler.enqueue(req)
-    }
-
-    /// Requests queued and not yet executing.
-    pub fn queued(&self) -> usize {
-        self.scheduler.queued()
-    }
+    /// Longest a leaving version keeps accepting requests for it by number while it drains.
+    pub drain_timeout: Duration,
 }
 
 /// A model's state for the repository index, per version.
@@ -95,6 +72,8 @@ impl State {
     }
 }
 
+const UNLOADED: &str = "unloaded";
+
 /// One row of the repository index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexEntry {
@@ -113,50 +92,14 @@ pub struct Serving {
 #[derive(Default)]
 struct ModelEntry {
     serving: ArcSwap<Serving>,
+    /// Versions taken out of the table that still finish their work; reachable only by
+    /// explicit version number until they have drained.
+    draining: Mutex<BTreeMap<i64, Arc<ModelVersion>>>,
     states: Mutex<BTreeMap<i64, VersionState>>,
     /// Serialises loads and unloads of this model.
     op: Mutex<()>,
-}
-
-/// What the repository load API may replace.
-#[derive(Default, Clone, Debug)]
-pub struct LoadOverrides {
-    pub config: Option<ModelConfig>,
-    /// `file:<version>/<name>` overrides: relative path and content. When present, the model
-    /// loads from a fresh temporary folder holding only these files (and needs `config`).
-    pub files: Vec<(String, Vec<u8>)>,
-}
-
-/// Longest file name component accepted in a file override.
-const MAX_NAME_LEN: usize = 255;
-
-/// Checks a file override path: relative, plain components, no `..`, bounded names.
-pub fn check_override_path(path: &str) -> Result<std::path::PathBuf, Status> {
-    use std::path::Component;
-    let bad = |why: &str| Status::invalid_arg(format!("invalid file override path '{path}': {why}"));
-    if path.is_empty() {
-        return Err(bad("empty path"));
-    }
-    let p = std::path::Path::new(path);
-    let mut out = std::path::PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => {
-                let n = n.to_str().ok_or_else(|| bad("not valid UTF-8"))?;
-                if n.len() > MAX_NAME_LEN {
-                    return Err(bad(&format!("a name is longer than {MAX_NAME_LEN} bytes")));
-                }
-                out.push(n);
-            }
-            Component::CurDir => {}
-            Component::ParentDir => return Err(bad("'..' is not allowed")),
-            Component::RootDir | Component::Prefix(_) => return Err(bad("absolute paths are not allowed")),
-        }
-    }
-    if out.as_os_str().is_empty() {
-        return Err(bad("no file name"));
-    }
-    Ok(out)
+    /// The model folder's fingerprint at the last load attempt (poll mode).
+    seen: Mutex<Option<u64>>,
 }
 
 pub struct ModelManager {
@@ -190,8 +133,7 @@ impl ModelManager {
             Ok(found) => found,
             Err(e) => return vec![(String::new(), e.into())],
         };
-        let mut failures: Vec<(String, Status)> =
-            problems.into_iter().map(|p| (String::new(), Status::from(p))).collect();
+        let mut failures: Vec<(String, Status)> = problems.into_iter().map(|p| (String::new(), Status::from(p))).collect();
         let wanted: Vec<String> = match self.config.control_mode {
             ControlMode::Explicit if !self.config.startup_models.iter().any(|m| m == "*") => {
                 self.config.startup_models.clone()
@@ -199,6 +141,9 @@ impl ModelManager {
             _ => dirs.keys().cloned().collect(),
         };
         for name in wanted {
+            if !self.versions(&name).is_empty() {
+                continue; // loaded already as an ensemble's composing model
+            }
             if let Err(s) = self.load(&name, LoadOverrides::default()) {
                 tracing::error!(model = %name, "{}", s.message);
                 failures.push((name, s));
@@ -207,7 +152,8 @@ impl ModelManager {
         failures
     }
 
-    /// Finds a serving version: the highest one when `version` is `None`.
+    /// Finds a serving version: the highest one when `version` is `None`. A version that is
+    /// leaving stays reachable by its number until it has drained.
     pub fn get(&self, name: &str, version: Option<i64>) -> Result<Arc<ModelVersion>, Status> {
         let unknown = || match version {
             Some(v) => Status::not_found(format!("Request for unknown model: '{name}' version {v} is not found")),
@@ -215,11 +161,17 @@ impl ModelManager {
         };
         let entry = self.models.get(name).ok_or_else(unknown)?;
         let serving = entry.serving.load();
-        let found = match version {
-            Some(v) => serving.versions.get(&v),
-            None => serving.versions.values().next_back(),
-        };
-        found.cloned().ok_or_else(unknown)
+        match version {
+            Some(v) => match serving.versions.get(&v) {
+                Some(mv) => Ok(mv.clone()),
+                None => entry.draining.lock().get(&v).cloned().ok_or_else(unknown),
+            },
+            None => match serving.versions.values().next_back() {
+                Some(mv) => Ok(mv.clone()),
+                None if entry.states.lock().is_empty() => Err(unknown()),
+                None => Err(Status::not_found(format!("Request for unknown model: '{name}' has no available versions"))),
+            },
+        }
     }
 
     /// Serving versions of a model, ascending.
@@ -227,7 +179,7 @@ impl ModelManager {
         self.models.get(name).map(|e| e.serving.load().versions.keys().copied().collect()).unwrap_or_default()
     }
 
-    /// Every serving model version.
+    /// Every serving model version, by name and version.
     pub fn serving(&self) -> Vec<Arc<ModelVersion>> {
         let mut out: Vec<Arc<ModelVersion>> = Vec::new();
         for e in self.models.iter() {
@@ -237,18 +189,21 @@ impl ModelManager {
         out
     }
 
-    /// Whether every model that was asked for is ready (Triton's strict readiness).
+    /// Whether every model that was asked for is ready (Triton's strict readiness). Models
+    /// unloaded on purpose do not count.
     pub fn all_ready(&self) -> bool {
         self.models.iter().all(|e| {
-            e.states.lock().values().all(|s| s.state == State::Ready || (s.state == State::Unavailable && s.reason == "unloaded"))
+            e.states
+                .lock()
+                .values()
+                .all(|s| s.state == State::Ready || (s.state == State::Unavailable && s.reason == UNLOADED))
         })
     }
 
     /// The repository index: every model on disk or known, with its versions' states.
     pub fn index(&self, ready_only: bool) -> Vec<IndexEntry> {
-        let mut names: Vec<String> = scan::scan(&self.config.repositories)
-            .map(|(d, _)| d.into_keys().collect())
-            .unwrap_or_default();
+        let mut names: Vec<String> =
+            scan::scan(&self.config.repositories).map(|(d, _)| d.into_keys().collect()).unwrap_or_default();
         names.extend(self.models.iter().map(|e| e.key().clone()));
         names.sort();
         names.dedup();
@@ -276,18 +231,26 @@ impl ModelManager {
     }
 
     fn find_dir(&self, name: &str) -> Result<ModelDir, Status> {
-        for repo in &self.config.repositories {
-            let path = repo.join(name);
-            if path.is_dir() && !name.is_empty() && !name.contains('/') && !name.starts_with('.') {
-                return scan::scan_model(name, &path).map_err(Status::from);
+        let plain = !name.is_empty() && !name.contains('/') && !name.contains('\\') && !name.starts_with('.');
+        if plain {
+            for repo in &self.config.repositories {
+                let path = repo.join(name);
+                if path.is_dir() {
+                    return scan::scan_model(name, &path).map_err(Status::from);
+                }
             }
         }
         Err(Status::new(Code::Internal, format!("failed to load '{name}', failed to poll from model repository")))
     }
 
-    /// Loads (or reloads) a model: every version its policy selects. New versions are
-    /// created beside the serving ones and the routing table switches only once they are
-    /// ready; if they fail, the old versions keep serving.
+    fn prepare_context(&self) -> PrepareContext<'_> {
+        PrepareContext { registry: &self.registry, gpu_count: self.config.gpu_count, auto_complete: self.config.auto_complete }
+    }
+
+    /// Loads (or reloads) a model: every version its policy selects. Versions whose config
+    /// and files are unchanged keep serving as they are; new ones are created (and warmed
+    /// up) beside them, and the routing table switches only when all are ready. On failure
+    /// nothing changes for clients: the old versions keep serving.
     pub fn load(&self, name: &str, overrides: LoadOverrides) -> Result<(), Status> {
         self.load_at(name, overrides, 0)
     }
@@ -298,9 +261,8 @@ impl ModelManager {
                 "failed to load '{name}': ensembles nest deeper than {MAX_ENSEMBLE_DEPTH} levels (is there a cycle?)"
             )));
         }
-        let _tmp;
-        let dir = if overrides.files.is_empty() {
-            self.find_dir(name)?
+        let (_tmp, dir) = if overrides.files.is_empty() {
+            (None, self.find_dir(name)?)
         } else {
             if overrides.config.is_none() {
                 return Err(Status::invalid_arg(format!(
@@ -308,93 +270,127 @@ impl ModelManager {
                 )));
             }
             let (tmp, dir) = write_override_dir(name, &overrides.files)?;
-            _tmp = tmp;
-            dir
+            (Some(tmp), dir)
         };
         let entry = self.entry(name);
-        let _op = entry.op.lock();
-        let ctx = PrepareContext {
-            registry: &self.registry,
-            gpu_count: self.config.gpu_count,
-            auto_complete: self.config.auto_complete,
-        };
-        let prepared = match load::prepare(&dir, overrides.config, &ctx) {
-            Ok(p) => p,
-            Err(problems) => {
-                let reason = problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>().join("; ");
-                self.mark_failed(&entry, &dir, &reason);
-                return Err(Status::invalid_arg(format!("load failed for model '{name}': {reason}")));
+        let prepared = {
+            let _op = entry.op.lock();
+            *entry.seen.lock() = Some(fingerprint::tree(&dir.path));
+            match load::prepare(&dir, overrides.config.clone(), &self.prepare_context()) {
+                Ok(p) => p,
+                Err(problems) => {
+                    let reason = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
+                    self.mark_failed(&entry, &dir, &reason);
+                    return Err(Status::invalid_arg(format!("load failed for model '{name}': {reason}")));
+                }
             }
         };
-        let config = Arc::new(prepared.config.clone());
-        // An ensemble needs its composing models: load those not serving yet.
-        if let Some(e) = config.ensemble_scheduling() {
+        // An ensemble needs its composing models: load those not serving yet (outside this
+        // model's lock, since they may be loading on their own too).
+        if let Some(e) = prepared.config.ensemble_scheduling() {
             for step in &e.step {
                 if step.model_name != name && self.versions(&step.model_name).is_empty() {
-                    drop(_op);
-                    let loaded = self.load_at(&step.model_name, LoadOverrides::default(), depth + 1);
-                    if let Err(s) = loaded {
-                        return Err(Status::invalid_arg(format!(
+                    self.load_at(&step.model_name, LoadOverrides::default(), depth + 1).map_err(|s| {
+                        Status::invalid_arg(format!(
                             "load failed for model '{name}': composing model '{}' failed to load: {}",
                             step.model_name, s.message
-                        )));
-                    }
-                    return self.load_at(name, overrides_without_files(&prepared), depth);
+                        ))
+                    })?;
                 }
+            }
+        }
+        let _op = entry.op.lock();
+        self.install(name, &entry, &dir, prepared)
+    }
+
+    /// Creates what is new, then swaps the routing table and retires what left.
+    fn install(&self, name: &str, entry: &Arc<ModelEntry>, dir: &ModelDir, prepared: Prepared) -> Result<(), Status> {
+        let config = Arc::new(prepared.config.clone());
+        let current = entry.serving.load_full();
+        let mut next: BTreeMap<i64, Arc<ModelVersion>> = BTreeMap::new();
+        let mut to_load = Vec::new();
+        for (v, vdir) in &prepared.versions {
+            let fp = fingerprint::version(&config, vdir);
+            match current.versions.get(v) {
+                Some(mv) if mv.fingerprint == fp => {
+                    next.insert(*v, mv.clone());
+                }
+                _ => to_load.push((*v, vdir.clone(), fp)),
             }
         }
         {
             let mut states = entry.states.lock();
-            for (v, _) in &prepared.versions {
-                states.insert(*v, VersionState { state: State::Loading, reason: String::new() });
+            for (v, _, _) in &to_load {
+                if !current.versions.contains_key(v) {
+                    states.insert(*v, VersionState { state: State::Loading, reason: String::new() });
+                }
             }
         }
-        let loaded = self.load_versions(&dir, &prepared, &config);
+        let loaded = self.create_versions(dir, &config, &to_load);
         let mut failures = Vec::new();
-        let mut next = BTreeMap::new();
-        {
-            let mut states = entry.states.lock();
-            for (v, result) in loaded {
-                match result {
-                    Ok(mv) => {
-                        states.insert(v, VersionState { state: State::Ready, reason: String::new() });
-                        next.insert(v, mv);
-                    }
-                    Err(s) => {
-                        states.insert(v, VersionState { state: State::Unavailable, reason: s.message.clone() });
-                        failures.push(format!("version {v} is at UNAVAILABLE state: {}", s.message));
-                    }
+        for (v, result) in loaded {
+            match result {
+                Ok(mv) => {
+                    next.insert(v, mv);
                 }
-            }
-            if failures.is_empty() {
-                // Versions the policy no longer selects leave.
-                for (v, s) in states.iter_mut() {
-                    if !next.contains_key(v) && s.state == State::Ready {
-                        *s = VersionState { state: State::Unavailable, reason: "unloaded".into() };
-                    }
-                }
+                Err(s) => failures.push((v, s)),
             }
         }
         if !failures.is_empty() {
-            return Err(Status::invalid_arg(format!("load failed for model '{name}': {};\n", failures.join(";\n"))));
+            // Stop what did load; the old table stays.
+            let created: Vec<Arc<ModelVersion>> =
+                next.iter().filter(|(v, mv)| current.versions.get(v).is_none_or(|c| !Arc::ptr_eq(c, mv))).map(|(_, mv)| mv.clone()).collect();
+            retire(created, None, Duration::ZERO);
+            let mut states = entry.states.lock();
+            let mut msg = Vec::new();
+            for (v, s) in &failures {
+                if !current.versions.contains_key(v) {
+                    states.insert(*v, VersionState { state: State::Unavailable, reason: s.message.clone() });
+                }
+                msg.push(format!("version {v} is at UNAVAILABLE state: {}", s.message));
+            }
+            for (v, _, _) in &to_load {
+                if !current.versions.contains_key(v) && states.get(v).is_some_and(|s| s.state == State::Loading) {
+                    states.insert(*v, VersionState { state: State::Unavailable, reason: "not loaded: another version failed".into() });
+                }
+            }
+            return Err(Status::invalid_arg(format!("load failed for model '{name}': {};\n", msg.join(";\n"))));
         }
-        let old = entry.serving.swap(Arc::new(Serving { versions: next }));
-        retire(old, None);
+        let leaving: Vec<Arc<ModelVersion>> = current
+            .versions
+            .iter()
+            .filter(|(v, mv)| next.get(v).is_none_or(|n| !Arc::ptr_eq(n, mv)))
+            .map(|(_, mv)| mv.clone())
+            .collect();
+        {
+            let mut states = entry.states.lock();
+            for v in next.keys() {
+                states.insert(*v, VersionState { state: State::Ready, reason: String::new() });
+            }
+            for mv in &leaving {
+                if !next.contains_key(&mv.version) {
+                    states.insert(mv.version, VersionState { state: State::Unloading, reason: String::new() });
+                }
+            }
+        }
+        let versions: Vec<i64> = next.keys().copied().collect();
+        entry.serving.store(Arc::new(Serving { versions: next }));
+        tracing::info!(model = %name, ?versions, "serving");
+        retire(leaving, Some(entry.clone()), self.config.drain_timeout);
         Ok(())
     }
 
-    fn load_versions(
+    fn create_versions(
         &self,
         dir: &ModelDir,
-        prepared: &Prepared,
         config: &Arc<ModelConfig>,
+        to_load: &[(i64, PathBuf, u64)],
     ) -> Vec<(i64, Result<Arc<ModelVersion>, Status>)> {
         // Versions load in parallel: each has its own instances.
         std::thread::scope(|s| {
-            let handles: Vec<_> = prepared
-                .versions
+            let handles: Vec<_> = to_load
                 .iter()
-                .map(|(v, vdir)| {
+                .map(|(v, vdir, fp)| {
                     let files = ModelFiles {
                         name: dir.name.clone(),
                         version: *v,
@@ -402,7 +398,9 @@ impl ModelManager {
                         version_dir: vdir.clone(),
                         config: config.clone(),
                     };
-                    (*v, s.spawn(move || self.load_version(files)))
+                    let submit = self.submitter();
+                    let fp = *fp;
+                    (*v, s.spawn(move || ModelVersion::create(files, &self.registry, self.config.gpu_count, submit, fp).map(Arc::new)))
                 })
                 .collect();
             handles
@@ -412,172 +410,149 @@ impl ModelManager {
         })
     }
 
-    fn load_version(&self, files: ModelFiles) -> Result<Arc<ModelVersion>, Status> {
-        let cfg = &files.config;
-        if cfg.platform == "ensemble" || cfg.ensemble_scheduling().is_some() {
-            let me = self.me.clone();
-            let submit: crate::scheduler::ensemble::Submit = Arc::new(move |model: &str, version, req| {
-                let m = me.upgrade().ok_or_else(|| Status::unavailable("server is shutting down"))?;
-                m.get(model, version)?.submit(req)
-            });
-            let io = ModelIo::from_config(cfg).map_err(Status::invalid_arg)?;
-            let stats = Arc::new(ModelStats::default());
-            let scheduler = Scheduler::ensemble(cfg, submit, stats.clone())?;
-            return Ok(Arc::new(ModelVersion { name: files.name.clone(), version: files.version, config: files.config.clone(), io, stats, scheduler }));
-        }
-        let backend = self.registry.get(&cfg.backend).ok_or_else(|| {
-            Status::unsupported(format!(
-                "backend '{}' is not supported by despina; available backends: {}",
-                cfg.backend,
-                self.registry.names().join(", ")
-            ))
-        })?;
-        let mut io = ModelIo::from_config(cfg).map_err(Status::invalid_arg)?;
-        for out in &mut io.outputs {
-            if let Some(o) = cfg.output.iter().find(|o| o.name == out.name && !o.label_filename.is_empty()) {
-                let labels = load::read_labels(&files.model_dir.join(&o.label_filename))
-                    .map_err(|e| Status::internal(format!("cannot read labels file '{}': {e}", o.label_filename)))?;
-                out.labels = Some(Arc::new(labels));
-            }
-        }
-        let specs = instance_specs(cfg, self.config.gpu_count)?;
-        let stats = Arc::new(ModelStats::default());
-        let scheduler = Scheduler::start(backend, &files, specs, stats.clone()).map_err(Status::from)?;
-        Ok(Arc::new(ModelVersion { name: files.name.clone(), version: files.version, config: files.config.clone(), io, stats, scheduler }))
+    /// How an ensemble reaches its composing models.
+    fn submitter(&self) -> Submit {
+        let me = self.me.clone();
+        Arc::new(move |model: &str, version, req| {
+            let m = me.upgrade().ok_or_else(|| Status::unavailable("server is shutting down"))?;
+            m.get(model, version)?.submit(req)
+        })
     }
 
     fn mark_failed(&self, entry: &ModelEntry, dir: &ModelDir, reason: &str) {
         let mut states = entry.states.lock();
         let serving = entry.serving.load();
-        let versions: Vec<i64> = if dir.versions.is_empty() { vec![] } else { vec![dir.versions.last().map_or(1, |v| v.0)] };
-        for v in versions {
-            if !serving.versions.contains_key(&v) {
-                states.insert(v, VersionState { state: State::Unavailable, reason: reason.to_string() });
+        if let Some((v, _)) = dir.versions.last() {
+            if !serving.versions.contains_key(v) {
+                states.insert(*v, VersionState { state: State::Unavailable, reason: reason.to_string() });
             }
         }
     }
 
-    /// Unloads every version of a model. Queued and executing requests finish first.
-    pub fn unload(&self, name: &str) -> Result<(), Status> {
+    /// Unloads every version of a model; queued and executing requests finish first. With
+    /// `dependents`, an ensemble's composing models are unloaded too.
+    pub fn unload(&self, name: &str, dependents: bool) -> Result<(), Status> {
         let Some(entry) = self.models.get(name).map(|e| e.clone()) else {
             return Ok(());
         };
-        let _op = entry.op.lock();
-        let old = entry.serving.swap(Arc::new(Serving::default()));
-        {
-            let mut states = entry.states.lock();
-            for v in old.versions.keys() {
-                states.insert(*v, VersionState { state: State::Unloading, reason: String::new() });
+        let composing: Vec<String> = {
+            let _op = entry.op.lock();
+            let old = entry.serving.swap(Arc::new(Serving::default()));
+            let composing = old
+                .versions
+                .values()
+                .filter_map(|v| v.config.ensemble_scheduling().map(|e| e.step.iter().map(|s| s.model_name.clone()).collect::<Vec<_>>()))
+                .flatten()
+                .collect();
+            {
+                let mut states = entry.states.lock();
+                for v in old.versions.keys() {
+                    states.insert(*v, VersionState { state: State::Unloading, reason: String::new() });
+                }
+            }
+            retire(old.versions.values().cloned().collect(), Some(entry.clone()), Duration::ZERO);
+            composing
+        };
+        if dependents {
+            for m in composing {
+                if m != name {
+                    self.unload(&m, true)?;
+                }
             }
         }
-        retire(old, Some(entry.clone()));
         Ok(())
+    }
+
+    /// One poll of the repositories: load what is new or changed, unload what is gone.
+    pub fn poll(&self) {
+        let Ok((dirs, problems)) = scan::scan(&self.config.repositories) else { return };
+        for p in problems {
+            tracing::warn!("{p}");
+        }
+        for (name, dir) in &dirs {
+            let fp = fingerprint::tree(&dir.path);
+            let seen = self.models.get(name).and_then(|e| *e.seen.lock());
+            if seen != Some(fp) {
+                tracing::info!(model = %name, "repository changed; loading");
+                if let Err(s) = self.load(name, LoadOverrides::default()) {
+                    tracing::error!(model = %name, "{}", s.message);
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .models
+            .iter()
+            .filter(|e| !dirs.contains_key(e.key()) && !e.serving.load().versions.is_empty())
+            .map(|e| e.key().clone())
+            .collect();
+        for name in gone {
+            tracing::info!(model = %name, "removed from the repository; unloading");
+            if let Some(e) = self.models.get(&name) {
+                *e.seen.lock() = None;
+            }
+            let _ = self.unload(&name, false);
+        }
     }
 
     /// Stops every model: closes the queues, lets queued requests finish, joins the instances.
     pub fn shutdown(&self) {
         let entries: Vec<Arc<ModelEntry>> = self.models.iter().map(|e| e.clone()).collect();
+        let mut all = Vec::new();
         for e in &entries {
             let old = e.serving.swap(Arc::new(Serving::default()));
-            for v in old.versions.values() {
-                v.scheduler.close();
-            }
-            for v in old.versions.values() {
-                v.scheduler.stop();
-            }
+            all.extend(old.versions.values().cloned());
+            all.extend(e.draining.lock().values().cloned());
         }
-    }
-}
-
-/// Reloading after composing models loaded uses the config already prepared.
-fn overrides_without_files(prepared: &Prepared) -> LoadOverrides {
-    LoadOverrides { config: Some(prepared.config.clone()), files: Vec::new() }
-}
-
-/// Writes file overrides into a fresh temporary model folder. The folder must outlive the
-/// load only as long as backends read files at load time, which ours do.
-fn write_override_dir(name: &str, files: &[(String, Vec<u8>)]) -> Result<(tempfile::TempDir, ModelDir), Status> {
-    let tmp = tempfile::Builder::new()
-        .prefix("despina-override-")
-        .tempdir()
-        .map_err(|e| Status::internal(format!("cannot create a folder for file overrides: {e}")))?;
-    let root = tmp.path().join(name);
-    for (path, content) in files {
-        let rel = check_override_path(path)?;
-        let target = root.join(&rel);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Status::internal(format!("cannot write file override '{path}': {e}")))?;
-        }
-        // create_new: never follow or replace anything already there.
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&target)
-            .map_err(|e| Status::invalid_arg(format!("cannot write file override '{path}': {e}")))?;
-        std::io::Write::write_all(&mut f, content).map_err(|e| Status::internal(format!("cannot write file override '{path}': {e}")))?;
-    }
-    let dir = scan::scan_model(name, &root).map_err(Status::from)?;
-    Ok((tmp, dir))
-}
-
-/// Takes versions out of service on a background thread: their queues close, what is queued
-/// finishes, the instances exit, and the versions are marked unloaded.
-fn retire(old: Arc<Serving>, entry: Option<Arc<ModelEntry>>) {
-    if old.versions.is_empty() {
-        return;
-    }
-    let spawned = std::thread::Builder::new().name("unload".into()).spawn(move || {
-        for v in old.versions.values() {
+        for v in &all {
             v.scheduler.close();
         }
-        for (version, v) in &old.versions {
+        for v in &all {
+            v.scheduler.stop();
+        }
+    }
+}
+
+/// Takes versions out of service on a background thread. Each leaving version stays
+/// reachable by its number while requests for it keep it busy (up to `drain`), then its
+/// queue closes, what is queued finishes, its instances exit, and it is marked unloaded.
+fn retire(leaving: Vec<Arc<ModelVersion>>, entry: Option<Arc<ModelEntry>>, drain: Duration) {
+    if leaving.is_empty() {
+        return;
+    }
+    if let Some(e) = &entry {
+        let mut d = e.draining.lock();
+        for v in &leaving {
+            d.insert(v.version, v.clone());
+        }
+    }
+    let spawned = std::thread::Builder::new().name("unload".into()).spawn(move || {
+        let start = Instant::now();
+        for v in &leaving {
+            let mut idle_checks = 0;
+            while start.elapsed() < drain && idle_checks < 3 {
+                idle_checks = if v.inflight() == 0 { idle_checks + 1 } else { 0 };
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            v.scheduler.close();
+        }
+        for v in &leaving {
             v.scheduler.stop();
             if let Some(e) = &entry {
+                let mut d = e.draining.lock();
+                if d.get(&v.version).is_some_and(|x| Arc::ptr_eq(x, v)) {
+                    d.remove(&v.version);
+                }
+                drop(d);
+                let serving = e.serving.load();
                 let mut states = e.states.lock();
-                if states.get(version).is_some_and(|s| s.state == State::Unloading) {
-                    states.insert(*version, VersionState { state: State::Unavailable, reason: "unloaded".into() });
+                if !serving.versions.contains_key(&v.version) {
+                    states.insert(v.version, VersionState { state: State::Unavailable, reason: UNLOADED.into() });
                 }
             }
+            tracing::info!(model = %v.name, version = v.version, "unloaded");
         }
     });
     if let Err(e) = spawned {
         tracing::error!("cannot start unload thread: {e}");
     }
-}
-
-/// Expands `instance_group` into one spec per instance.
-fn instance_specs(cfg: &ModelConfig, gpu_count: usize) -> Result<Vec<InstanceSpec>, Status> {
-    let mut specs = Vec::new();
-    let groups = if cfg.instance_group.is_empty() {
-        vec![crate::proto::inference::ModelInstanceGroup { count: 1, ..Default::default() }]
-    } else {
-        cfg.instance_group.clone()
-    };
-    for (gi, g) in groups.iter().enumerate() {
-        let count = g.count.max(1) as usize;
-        let group = if g.name.is_empty() { format!("{}_{gi}", cfg.name) } else { g.name.clone() };
-        let kind = match GroupKind::try_from(g.kind).unwrap_or(GroupKind::Auto) {
-            GroupKind::Gpu => DeviceKind::Gpu,
-            GroupKind::Model => DeviceKind::Model,
-            GroupKind::Auto if gpu_count > 0 => DeviceKind::Gpu,
-            _ => DeviceKind::Cpu,
-        };
-        let devices: Vec<i32> = match kind {
-            DeviceKind::Gpu if !g.gpus.is_empty() => g.gpus.clone(),
-            DeviceKind::Gpu => (0..gpu_count as i32).collect(),
-            _ => vec![-1],
-        };
-        if kind == DeviceKind::Gpu && devices.is_empty() {
-            return Err(Status::invalid_arg(format!(
-                "instance group {group} of model {} has kind KIND_GPU but no GPUs are available",
-                cfg.name
-            )));
-        }
-        for device in devices {
-            for i in 0..count {
-                specs.push(InstanceSpec { name: format!("{group}_{i}"), kind, device });
-            }
-        }
-    }
-    Ok(specs)
 }

@@ -1,17 +1,22 @@
 //! Model repositories: scanning folders, version policies, preparing configs, and the
 //! model manager that loads, unloads and swaps versions behind an atomic routing table.
 
+pub mod fingerprint;
 pub mod load;
 pub mod manager;
+pub mod overrides;
 pub mod policy;
 pub mod scan;
+pub mod version;
 
 use std::path::PathBuf;
 
 use crate::status::{Code, Status};
 
 pub use load::Problem;
-pub use manager::{ControlMode, ManagerConfig, ModelManager, ModelVersion};
+pub use manager::{ControlMode, ManagerConfig, ModelManager};
+pub use overrides::{LoadOverrides, check_override_path};
+pub use version::ModelVersion;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {

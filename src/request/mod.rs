@@ -283,6 +283,24 @@ impl ResponseStream {
         last.unwrap_or_else(|| Err(Status::internal("model returned no response")))
     }
 
+    /// Blocking wait for the next answer, bounded in time; `None` on timeout or end.
+    /// Usable from any thread outside the async runtime.
+    pub fn blocking_next_timeout(&mut self, timeout: std::time::Duration) -> Option<ResponseItem> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.rx.try_recv() {
+                Ok(item) => return Some(item),
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+            }
+        }
+    }
+
     /// Blocking form of [`ResponseStream::next`] for tests and non-async callers.
     pub fn blocking_next(&mut self) -> Option<ResponseItem> {
         self.rx.blocking_recv()

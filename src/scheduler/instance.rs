@@ -147,7 +147,9 @@ impl Worker {
             let traces: Vec<_> = batch.iter().filter_map(|r| r.trace.clone()).collect();
             traces.iter().for_each(|t| t.mark("COMPUTE_START"));
             let mut timer = ExecTimer::start();
+            self.stats.executing_add(requests as i64);
             let outcome = catch_unwind(AssertUnwindSafe(|| instance.execute(batch, &mut timer)));
+            self.stats.executing_add(-(requests as i64));
             self.stats.record_execution(requests, rows, timer.finish());
             traces.iter().for_each(|t| t.mark("COMPUTE_END"));
             if let Err(p) = outcome {
