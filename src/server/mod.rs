@@ -8,6 +8,7 @@ pub mod common;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
+pub mod restrict;
 pub mod state;
 
 use std::sync::Arc;
