@@ -7,6 +7,8 @@ pub mod add_sub;
 pub mod identity;
 pub mod sequence;
 pub mod square;
+#[cfg(feature = "torch")]
+pub mod torch;
 mod util;
 
 use std::collections::BTreeMap;
