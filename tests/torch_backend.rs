@@ -1179,3 +1179,69 @@ output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 2 ] } ]
         err.message
     );
 }
+
+#[test]
+fn sequence_control_inputs_bind_by_index() {
+    // The sequence batcher adds the control tensors to each request; forward() gets them at
+    // the positions their <name>__<index> names give.
+    let forward = "  def forward(self: __torch__.despina_test.Net,
+    start: Tensor,
+    x: Tensor,
+    ready: Tensor) -> Tensor:
+    return torch.add(torch.mul(x, ready), torch.mul(start, 1000))
+";
+    let config = r#"
+name: "m"
+platform: "pytorch_libtorch"
+max_batch_size: 2
+input [ { name: "INPUT__1" data_type: TYPE_INT32 dims: [ 1 ] } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_INT32 dims: [ 1 ] } ]
+sequence_batching {
+  control_input [
+    { name: "START__0" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [ 0, 1 ] } ] },
+    { name: "READY__2" control [ { kind: CONTROL_SEQUENCE_READY int32_false_true: [ 0, 1 ] } ] }
+  ]
+}
+"#;
+    let (tmp, cfg) = scripted(forward, config);
+    let mut inst = instantiate(tmp.path(), &cfg).unwrap();
+    let int = |v: i32| Tensor::from_values(vec![1, 1], &[v]);
+    let got = infer(
+        inst.as_mut(),
+        true,
+        vec![
+            Req::new(vec![
+                NamedTensor::new("INPUT__1", int(7)),
+                NamedTensor::new("START__0", int(1)),
+                NamedTensor::new("READY__2", int(1)),
+            ]),
+            Req::new(vec![
+                NamedTensor::new("INPUT__1", int(9)),
+                NamedTensor::new("START__0", int(0)),
+                NamedTensor::new("READY__2", int(0)),
+            ]),
+        ],
+    );
+    let values: Vec<Vec<i32>> = got
+        .into_iter()
+        .map(|r| {
+            r.unwrap()
+                .output("OUTPUT__0")
+                .unwrap()
+                .values::<i32>()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(values, vec![vec![1007], vec![0]]);
+}
+
+#[test]
+fn kind_model_instances_run_where_the_module_was_saved() {
+    let dir = root().join("model_repository/simple_torch");
+    let cfg = read_config(&dir);
+    let mut inst = instantiate_as(&dir, &cfg, &spec(&cfg.name, DeviceKind::Model, -1)).unwrap();
+    for g in goldens_of("simple_torch") {
+        let got = infer_one(inst.as_mut(), true, g.inputs.clone());
+        check_response("KIND_MODEL", &got, &g.outputs, g.abs, g.rel);
+    }
+}

@@ -131,6 +131,9 @@ fn device_for(model: &str, spec: &InstanceSpec) -> Result<Device, BackendError> 
 /// and can be sized once, before first use, so the first model to ask sets it (as in Triton).
 fn apply_thread_counts(params: &Params) {
     if let Some(n) = params.intra_op_threads {
+        // libtorch sets a thread's count from its last process-wide value the first time
+        // the thread asks for it; ask first, so that this setting is not overwritten later.
+        tch::get_num_threads();
         tch::set_num_threads(n);
     }
     if let Some(n) = params.inter_op_threads {

@@ -9,7 +9,8 @@ pub const DEFAULT_INTRA_OP_THREADS: i32 = 1;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
-    /// `INTRA_OP_THREAD_COUNT`; `None` leaves libtorch's default (all cores).
+    /// `INTRA_OP_THREAD_COUNT` for the instance thread; `None` (a count below 1) leaves
+    /// libtorch's process-wide value.
     pub intra_op_threads: Option<i32>,
     /// `INTER_OP_THREAD_COUNT`: process-wide, the first model that sets it wins (as in Triton).
     pub inter_op_threads: Option<i32>,
