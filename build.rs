@@ -20,5 +20,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".inference.ModelInferResponse.raw_output_contents")
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");
+    // The torch feature links libtorch from LIBTORCH: record where, so the binaries find it
+    // without LD_LIBRARY_PATH.
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    if std::env::var_os("CARGO_FEATURE_TORCH").is_some()
+        && let Some(libtorch) = std::env::var_os("LIBTORCH")
+    {
+        let lib = PathBuf::from(libtorch).join("lib");
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    }
     Ok(())
 }

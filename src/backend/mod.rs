@@ -8,6 +8,8 @@ pub mod add_version;
 pub mod identity;
 pub mod sequence;
 pub mod square;
+#[cfg(feature = "torch")]
+pub mod torch;
 mod util;
 
 use std::collections::BTreeMap;
