@@ -5,9 +5,8 @@ ort_lib="$(ls "$DESPINA_ROOT"/.venv/lib/python3*/site-packages/onnxruntime/capi/
 if [ -n "$ort_lib" ] && [ -z "${ORT_DYLIB_PATH:-}" ]; then
   export ORT_DYLIB_PATH="$ort_lib"
 fi
-torch_dir="$(ls -d "$DESPINA_ROOT"/.venv-torch/lib/python3*/site-packages/torch 2>/dev/null | head -n 1)"
-if [ -n "$torch_dir" ] && [ -z "${LIBTORCH:-}" ]; then
-  export LIBTORCH="$torch_dir"
+if [ -d "$DESPINA_ROOT/.libtorch/torch/lib" ] && [ -z "${LIBTORCH:-}" ]; then
+  export LIBTORCH="$DESPINA_ROOT/.libtorch/torch"
 fi
 # Cargo features: the TorchScript backend needs libtorch at build time.
 DESPINA_FEATURES=""

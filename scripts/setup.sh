@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up shared by scripts/run.sh and scripts/test.sh.
 # Installs everything into project-local folders: .venv (Python tools, ONNX Runtime)
-# and, with DESPINA_TORCH=1 (the default in test.sh), .venv-torch (libtorch for the tch backend).
+# and, with DESPINA_TORCH=1 (the default in run.sh and test.sh), .libtorch (libtorch for the tch backend).
 # Prints nothing but progress on stderr; exports nothing (source scripts/env.sh for that).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,14 +24,13 @@ fi
 # ---- test and example models generated from the packages above (MiniLM is ~90 MB, not committed)
 .venv/bin/python scripts/gen_models.py >&2
 
-# ---- .venv-torch: libtorch from PyPI's torch wheel, CPU libraries only (see ARCHITECTURE.md)
+# ---- .libtorch: the CPU parts of libtorch 2.13.0 for the tch backend (about 490 MB unpacked)
 if [ "${DESPINA_TORCH:-0}" = "1" ]; then
-  want_t="torch==2.13.0 cuda-toolkit[cudart,cupti]==13.0.3"
-  if ! stamp_ok .venv-torch "$want_t"; then
-    log "creating .venv-torch (libtorch 2.13.0 for the tch backend; about 540 MB)"
-    [ -x .venv-torch/bin/python ] || "$PY" -m venv .venv-torch
-    .venv-torch/bin/pip install -q --no-deps torch==2.13.0 >&2
-    .venv-torch/bin/pip install -q "cuda-toolkit[cudart,cupti]==13.0.3" >&2
-    echo "$want_t" > .venv-torch/.despina-stamp
+  want_t="$(sha256sum scripts/fetch_libtorch.py | cut -c1-16)"
+  if ! stamp_ok .libtorch "$want_t"; then
+    log "installing libtorch 2.13.0 CPU libraries into .libtorch (downloads ~540 MB once)"
+    rm -rf .libtorch
+    .venv/bin/python scripts/fetch_libtorch.py .libtorch >&2
+    echo "$want_t" > .libtorch/.despina-stamp
   fi
 fi

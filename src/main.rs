@@ -26,7 +26,7 @@ fn main() -> ExitCode {
 }
 
 fn check(args: CheckArgs) -> ExitCode {
-    let registry = despina::registry::full(None).0;
+    let registry = despina::registry::full(None);
     let reports = despina::check::check(&args.repositories, &registry, args.gpus);
     let mut invalid = 0;
     for r in &reports {
@@ -53,8 +53,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let apply_log = despina::logging::init(&log)?;
 
-    let (registry, unavailable) = despina::registry::full(args.onnxruntime_lib.as_deref());
-    for (backend, why) in &unavailable {
+    let registry = despina::registry::full(args.onnxruntime_lib.as_deref());
+    for (backend, why) in registry.unavailable() {
         tracing::warn!("backend '{backend}' is unavailable: {why}");
     }
     let control_mode = match args.model_control_mode {

@@ -162,13 +162,13 @@ pub trait Instance {
 #[derive(Clone)]
 pub struct Registry {
     backends: BTreeMap<&'static str, Arc<dyn Backend>>,
+    /// Backends this build knows but cannot run here, with the reason.
+    unavailable: BTreeMap<&'static str, String>,
 }
 
 impl Registry {
     pub fn empty() -> Self {
-        Registry {
-            backends: BTreeMap::new(),
-        }
+        Registry { backends: BTreeMap::new(), unavailable: BTreeMap::new() }
     }
 
     /// The built-in test backends, always present.
@@ -188,6 +188,29 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Backend>> {
         self.backends.get(name).cloned()
+    }
+
+    /// Records a backend that cannot run here, so loading its models says why.
+    pub fn mark_unavailable(&mut self, name: &'static str, reason: String) {
+        self.unavailable.insert(name, reason);
+    }
+
+    /// The backend, or a message saying why there is none.
+    pub fn resolve(&self, name: &str) -> Result<Arc<dyn Backend>, String> {
+        if let Some(b) = self.backends.get(name) {
+            return Ok(b.clone());
+        }
+        match self.unavailable.get(name) {
+            Some(reason) => Err(format!("backend '{name}' is unavailable: {reason}")),
+            None => Err(format!(
+                "backend '{name}' is not supported by despina; available backends: {}",
+                self.names().join(", ")
+            )),
+        }
+    }
+
+    pub fn unavailable(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.unavailable.iter().map(|(k, v)| (*k, v.as_str()))
     }
 
     pub fn names(&self) -> Vec<&'static str> {

@@ -72,13 +72,7 @@ impl ModelVersion {
         let scheduler = if cfg.platform == "ensemble" || cfg.ensemble_scheduling().is_some() {
             Scheduler::ensemble(&cfg, submit, stats.clone())?
         } else {
-            let backend = registry.get(&cfg.backend).ok_or_else(|| {
-                Status::unsupported(format!(
-                    "backend '{}' is not supported by despina; available backends: {}",
-                    cfg.backend,
-                    registry.names().join(", ")
-                ))
-            })?;
+            let backend = registry.resolve(&cfg.backend).map_err(Status::unsupported)?;
             let specs = instance_specs(&cfg, gpu_count)?;
             Scheduler::start(backend, &files, specs, stats.clone()).map_err(Status::from)?
         };
