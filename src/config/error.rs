@@ -125,6 +125,13 @@ impl ConfigError {
         self
     }
 
+    /// Gives the error the position of its path (or nearest ancestor) in
+    /// `sm`, when it has none yet.
+    pub fn locate(self, sm: &super::SourceMap) -> ConfigError {
+        let pos = sm.position(&self.path);
+        self.with_pos(pos)
+    }
+
     pub fn kind(&self) -> &ErrorKind {
         &self.kind
     }

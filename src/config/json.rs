@@ -10,7 +10,7 @@
 //! lists the ones it fixes.
 
 use base64::Engine;
-use prost_reflect::{DynamicMessage, Kind, MapKey, ReflectMessage, Value as RValue};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value as RValue};
 use serde_json::{Map, Number, Value};
 
 use super::reflect::model_config_descriptor;
@@ -57,23 +57,43 @@ pub fn to_json(cfg: &ModelConfig) -> Value {
     message_json(&msg, "")
 }
 
+/// Primitive fields added to `model_config.proto` after Triton 2.51 (the
+/// reference): printed only when set, so that the JSON equals Triton 2.51's
+/// for every config 2.51 accepts. (`model_metrics`, the other addition, is
+/// a message and so is printed only when set anyway.)
+pub const ADDED_AFTER_2_51: &[&str] = &["ensemble_scheduling.max_inflight_requests"];
+
+/// Fields in declaration order, except that scalar oneof members come last:
+/// protobuf's printer gives every other field a slot up front and appends
+/// the scalar oneof members it meets in the data (seen with Triton 2.51:
+/// `initial_state` prints `name` before `zero_data`).
 fn message_json(msg: &DynamicMessage, schema: &str) -> Value {
     let mut out = Map::new();
     let desc = msg.descriptor();
-    // Declaration order, as protobuf prints (`fields()` is by number).
-    let declared = desc.descriptor_proto().field.iter().filter_map(|f| desc.get_field_by_name(f.name()));
-    for fd in declared {
-        let is_singular_message = matches!(fd.kind(), Kind::Message(_)) && !fd.is_list() && !fd.is_map();
-        if (fd.containing_oneof().is_some() || is_singular_message) && !msg.has_field(&fd) {
-            continue;
-        }
+    // `fields()` is by number; the descriptor proto keeps declaration order.
+    let declared: Vec<FieldDescriptor> = desc
+        .descriptor_proto()
+        .field
+        .iter()
+        .filter_map(|f| desc.get_field_by_name(f.name()))
+        .collect();
+    let is_message = |fd: &FieldDescriptor| matches!(fd.kind(), Kind::Message(_)) && !fd.is_list() && !fd.is_map();
+    let scalar_oneof = |fd: &FieldDescriptor| fd.containing_oneof().is_some() && !is_message(fd);
+    let mut trailing: Vec<&FieldDescriptor> = declared.iter().filter(|fd| scalar_oneof(fd)).collect();
+    trailing.sort_by_key(|fd| fd.number());
+    let ordered = declared.iter().filter(|fd| !scalar_oneof(fd)).chain(trailing);
+    for fd in ordered {
         let path = if schema.is_empty() {
             fd.name().to_string()
         } else {
             format!("{schema}.{}", fd.name())
         };
+        let only_if_set = fd.containing_oneof().is_some() || is_message(fd) || ADDED_AFTER_2_51.contains(&path.as_str());
+        if only_if_set && !msg.has_field(fd) {
+            continue;
+        }
         let kind = fd.kind();
-        let json = match &*msg.get_field(&fd) {
+        let json = match &*msg.get_field(fd) {
             RValue::List(items) => Value::Array(items.iter().map(|v| value_json(v, &kind, &path)).collect()),
             RValue::Map(map) => {
                 let value_kind = match &kind {
@@ -184,9 +204,9 @@ mod tests {
         check_f32(999999.0, "999999");
         check_f32(1.0e6, "1000000.0");
         check_f32(16777217.0, "16777216");
-        check_f32(1.0e30, "1e30");
+        check_f32(1.0e30, "1e+30");
         check_f32(0.0001, "0.0001");
-        check_f32(0.00001, "1e-5");
+        check_f32(0.00001, "0.00001");
         check_f32(0.3333333, "0.333333313");
         check_f32(f32::NAN, "\"NaN\"");
         check_f32(f32::INFINITY, "\"Infinity\"");
@@ -199,7 +219,7 @@ mod tests {
         assert_eq!(d(0.1).as_deref(), Some("0.1"));
         assert_eq!(d(2.5).as_deref(), Some("2.5"));
         assert_eq!(d(100.0).as_deref(), Some("100"));
-        assert_eq!(d(1.0e15).as_deref(), Some("1e15"));
+        assert_eq!(d(1.0e15).as_deref(), Some("1000000000000000.0"));
         assert_eq!(d(0.1 + 0.2).as_deref(), Some("0.30000000000000004"));
     }
 }

@@ -222,7 +222,7 @@ fn auto_complete_backend_fields(cfg: &mut ModelConfig, ctx: &NormalizeContext) -
             return Err(ConfigError::invalid(
                 "backend",
                 format!(
-                    "Invalid model name: Could not determine backend for model '{}' with no backend in model configuration. Expected model name of the form 'model.<backend_name>'.",
+                    "Invalid model name: Could not determine backend for model '{}' with no backend in model configuration. Expected model name of the form 'model.<backend_name>'",
                     ctx.model_name
                 ),
             ));

@@ -252,6 +252,9 @@ fn message<'a>(i: &'a str, ctx: &Ctx<'a>, depth: usize) -> Res<'a, Value> {
             None => {
                 return fail(i, format!("expected `{close}` to close `{open}` at {pos}, found end of input"));
             }
+            Some(c) if !(c.is_ascii_alphabetic() || c == '_' || c == '[') => {
+                return fail(i, format!("expected a field name or `{close}` to close `{open}` at {pos}, found {}", found(i)));
+            }
             Some(_) => {
                 let (rest, f) = field(i, ctx, depth)?;
                 fields.push(f);

@@ -45,10 +45,7 @@ pub fn validate(cfg: &ModelConfig, ctx: &ValidateContext<'_>) -> Vec<ConfigError
     instance_groups(cfg, ctx, &mut out);
     validate_io::model_io(cfg, &mut out);
     match ctx.source_map {
-        Some(sm) => out.list.into_iter().map(|e| {
-            let pos = sm.position(e.path());
-            e.with_pos(pos)
-        }).collect(),
+        Some(sm) => out.list.into_iter().map(|e| e.locate(sm)).collect(),
         None => out.list,
     }
 }
@@ -61,10 +58,6 @@ pub(crate) struct Errors {
 impl Errors {
     pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.list.push(ConfigError::invalid(path, message));
-    }
-
-    pub(crate) fn push_error(&mut self, e: ConfigError) {
-        self.list.push(e);
     }
 }
 
@@ -118,7 +111,7 @@ fn model_config(cfg: &ModelConfig, ctx: &ValidateContext<'_>, out: &mut Errors) 
         known.sort_unstable();
         out.push(
             "backend",
-            format!("unknown backend '{}' for {name}{suggestion}; known backends are: {}", cfg.backend, known.join(", ")),
+            format!("unknown backend '{}' for {name} (known backends: {}){suggestion}", cfg.backend, known.join(", ")),
         );
     }
     if cfg.max_batch_size < 0 {
@@ -133,7 +126,7 @@ fn model_config(cfg: &ModelConfig, ctx: &ValidateContext<'_>, out: &mut Errors) 
     }
     if cfg.platform == ENSEMBLE_PLATFORM && !matches!(cfg.scheduling_choice, Some(SchedulingChoice::EnsembleScheduling(_))) {
         out.push(
-            "ensemble_scheduling",
+            "platform",
             format!("ensemble scheduling must be set for ensemble {name} whose platform is {ENSEMBLE_PLATFORM}"),
         );
     }
@@ -142,7 +135,7 @@ fn model_config(cfg: &ModelConfig, ctx: &ValidateContext<'_>, out: &mut Errors) 
         out.push(
             "response_cache.enable",
             format!(
-                "Response Cache does not currently support model {name} with 'decoupled' transaction policy. Please disable the response cache."
+                "Response Cache does not currently support model {name} with 'decoupled' transaction policy. Please disable the response cache"
             ),
         );
     }
@@ -153,13 +146,20 @@ fn version_policy(cfg: &ModelConfig, out: &mut Errors) {
         out.push("version_policy", format!("must specify 'version policy' for {}", cfg.name));
         return;
     };
-    if let Some(PolicyChoice::Specific(s)) = &policy.policy_choice {
-        for (i, v) in s.versions.iter().enumerate() {
-            if *v <= 0 {
-                let path = index_path("version_policy.specific.versions", i);
-                out.push(path, format!("model version must be a positive integer, got {v} for {}", cfg.name));
+    match &policy.policy_choice {
+        Some(PolicyChoice::Specific(s)) => {
+            for (i, v) in s.versions.iter().enumerate() {
+                if *v <= 0 {
+                    let path = index_path("version_policy.specific.versions", i);
+                    out.push(path, format!("model version must be a positive integer, got {v} for {}", cfg.name));
+                }
             }
         }
+        Some(PolicyChoice::Latest(l)) if l.num_versions == 0 => out.push(
+            "version_policy.latest.num_versions",
+            format!("at least one version must be available under the version policy of model '{}'", cfg.name),
+        ),
+        _ => {}
     }
 }
 
@@ -234,24 +234,24 @@ fn instance_groups(cfg: &ModelConfig, ctx: &ValidateContext<'_>, out: &mut Error
             Ok(GroupKind::Model) if !group.gpus.is_empty() => {
                 out.push(field_path(&path, "gpus"), format!("{prefix} has kind KIND_MODEL but specifies one or more GPUs"));
             }
-            Ok(GroupKind::Gpu) if ctx.gpus.is_empty() => {
+            Ok(GroupKind::Gpu) if group.gpus.is_empty() && ctx.gpus.is_empty() => {
                 out.push(field_path(&path, "kind"), format!("{prefix} has kind KIND_GPU but no GPUs are available"));
             }
             Ok(GroupKind::Gpu) if group.gpus.is_empty() => {
                 out.push(field_path(&path, "gpus"), format!("{prefix} has kind KIND_GPU but specifies no GPUs"));
             }
             Ok(GroupKind::Gpu) => {
+                let mut present: Vec<i32> = ctx.gpus.to_vec();
+                present.sort_unstable();
+                present.dedup();
+                let list: Vec<String> = present.iter().map(i32::to_string).collect();
+                let list = if list.is_empty() { "none (no GPUs are available)".to_string() } else { list.join(", ") };
                 for (j, gid) in group.gpus.iter().enumerate() {
                     if !ctx.gpus.contains(gid) {
-                        let mut present: Vec<i32> = ctx.gpus.to_vec();
-                        present.sort_unstable();
-                        present.dedup();
-                        let list: Vec<String> = present.iter().map(i32::to_string).collect();
                         out.push(
                             index_path(&field_path(&path, "gpus"), j),
                             format!(
-                                "{prefix} specifies invalid or unsupported gpu id {gid}. GPUs with at least the minimum required CUDA compute compatibility of 6.000000 are: {}",
-                                list.join(", ")
+                                "{prefix} specifies invalid or unsupported gpu id {gid}. GPUs with at least the minimum required CUDA compute compatibility of 6.000000 are: {list}"
                             ),
                         );
                     }
@@ -285,7 +285,7 @@ fn instance_groups(cfg: &ModelConfig, ctx: &ValidateContext<'_>, out: &mut Error
                     out.push(
                         ppath,
                         format!(
-                            "{prefix} and platform {} specifies invalid profile {profile}. The field should contain the string representation of a non-negative integer.",
+                            "{prefix} and platform {} specifies invalid profile {profile}. The field should contain the string representation of a non-negative integer",
                             cfg.platform
                         ),
                     );

@@ -32,7 +32,7 @@ pub(crate) fn sequence_batching(cfg: &ModelConfig, sb: &ModelSequenceBatching, o
         out.push(
             "response_cache.enable",
             format!(
-                "Response Cache does not currently support model {name} with sequence batching scheduler. Please disable the response cache."
+                "Response Cache does not currently support model {name} with sequence batching scheduler. Please disable the response cache"
             ),
         );
     }
@@ -153,7 +153,7 @@ fn states(sb: &ModelSequenceBatching, out: &mut Errors) {
             out.push(
                 field_path(&path, "initial_state"),
                 format!(
-                    "initial_state field for state input '{input}' must contain exactly one or zero element. Found '{}' elements.",
+                    "initial_state field for state input '{input}' must contain exactly one or zero element. Found '{}' elements",
                     state.initial_state.len()
                 ),
             );
@@ -162,11 +162,11 @@ fn states(sb: &ModelSequenceBatching, out: &mut Errors) {
         let Some(init) = state.initial_state.first() else { continue };
         let ipath = index_path(&field_path(&path, "initial_state"), 0);
         let problem = if init.data_type != state.data_type {
-            Some(("data_type", format!("The data type used for 'initial_state' field of state '{input}' does not match the state data type.")))
+            Some(("data_type", format!("The data type used for 'initial_state' field of state '{input}' does not match the state data type")))
         } else if init.name.is_empty() {
-            Some(("name", format!("Field 'name' must be set when using initial_state for state input '{input}'.")))
+            Some(("name", format!("Field 'name' must be set when using initial_state for state input '{input}'")))
         } else if !with_initial.insert(input.as_str()) {
-            Some(("", format!("State input name '{input}' specified more than once.")))
+            Some(("", format!("State input name '{input}' specified more than once")))
         } else if init.dims.len() != state.dims.len() {
             Some((
                 "dims",
@@ -177,7 +177,7 @@ fn states(sb: &ModelSequenceBatching, out: &mut Errors) {
                 ),
             ))
         } else if init.dims.contains(&-1) {
-            Some(("dims", format!("'initial_state' field for state input name '{input}' contains variable dimensions.")))
+            Some(("dims", format!("'initial_state' field for state input name '{input}' contains variable dimensions")))
         } else if let Some((a, b)) = init.dims.iter().zip(&state.dims).find(|(a, b)| **b != -1 && a != b) {
             Some(("dims", format!("'initial_state' dim for input name '{input}' doesn't match 'state' dim description. {a} != {b}")))
         } else if init.state_data.is_none() {

@@ -1,3 +1,3 @@
 //! Tests of the config module as a whole, against recorded Triton answers.
 
-mod parse;
+mod corpus;
