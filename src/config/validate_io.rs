@@ -36,6 +36,7 @@ pub(crate) fn model_io(cfg: &ModelConfig, out: &mut Errors) {
             is_shape_tensor: input.is_shape_tensor,
             is_non_linear_format_io: input.is_non_linear_format_io,
         };
+        duplicate(&mut seen, &input.name, "input", &path, &suffix, out);
         let Some((p, msg)) = io_shape(&io, cfg.max_batch_size, "model input ", &path).or_else(|| {
             let nhwc = input.format == Format::Nhwc as i32 || input.format == Format::Nchw as i32;
             if nhwc && input.dims.len() != 3 {
@@ -46,7 +47,6 @@ pub(crate) fn model_io(cfg: &ModelConfig, out: &mut Errors) {
             }
             io_platform(&io, &cfg.platform, "input", &path)
         }) else {
-            duplicate(&mut seen, &input.name, "input", &path, &suffix, out);
             continue;
         };
         out.push(p, msg + &suffix);
@@ -62,11 +62,11 @@ pub(crate) fn model_io(cfg: &ModelConfig, out: &mut Errors) {
             is_shape_tensor: output.is_shape_tensor,
             is_non_linear_format_io: output.is_non_linear_format_io,
         };
-        match io_shape(&io, cfg.max_batch_size, "model output ", &path)
+        duplicate(&mut seen, &output.name, "output", &path, &suffix, out);
+        if let Some((p, msg)) = io_shape(&io, cfg.max_batch_size, "model output ", &path)
             .or_else(|| io_platform(&io, &cfg.platform, "output", &path))
         {
-            Some((p, msg)) => out.push(p, msg + &suffix),
-            None => duplicate(&mut seen, &output.name, "output", &path, &suffix, out),
+            out.push(p, msg + &suffix);
         }
     }
     batch_io(cfg, &suffix, out);
@@ -75,7 +75,7 @@ pub(crate) fn model_io(cfg: &ModelConfig, out: &mut Errors) {
 /// Two inputs (or two outputs) of one name: Triton keeps one silently;
 /// despina refuses the config.
 fn duplicate<'a>(seen: &mut HashSet<&'a str>, name: &'a str, what: &str, path: &str, suffix: &str, out: &mut Errors) {
-    if !seen.insert(name) {
+    if !name.is_empty() && !seen.insert(name) {
         out.push(field_path(path, "name"), format!("model {what} '{name}' is specified more than once{suffix}"));
     }
 }
