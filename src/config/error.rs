@@ -58,7 +58,9 @@ pub enum ErrorKind {
     },
     #[error("field `{name}` is set more than once (first at {first})")]
     DuplicateField { name: String, first: Pos },
-    #[error("field `{name}` conflicts with `{other}` (set at {other_pos}): both belong to oneof `{oneof}`")]
+    #[error(
+        "field `{name}` conflicts with `{other}` (set at {other_pos}): both belong to oneof `{oneof}`"
+    )]
     OneofConflict {
         name: String,
         other: String,
@@ -82,7 +84,7 @@ pub enum ErrorKind {
 /// `models/m/config.pbtxt:3:1: unknown field \`max_batch_sise\` in ModelConfig; did you mean \`max_batch_size\`?`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    kind: ErrorKind,
+    kind: Box<ErrorKind>,
     path: String,
     pos: Option<Pos>,
     file: Option<String>,
@@ -91,7 +93,7 @@ pub struct ConfigError {
 impl ConfigError {
     pub fn new(kind: ErrorKind, path: impl Into<String>, pos: Option<Pos>) -> ConfigError {
         ConfigError {
-            kind,
+            kind: Box::new(kind),
             path: path.into(),
             pos,
             file: None,
@@ -241,7 +243,11 @@ mod tests {
         check_nearest("inptu", &fields, Some("input"));
         check_nearest("NAME", &fields, Some("name"));
         check_nearest("zzzzzz", &fields, None);
-        check_nearest("TYPE_FP23", &["TYPE_FP16", "TYPE_FP32", "TYPE_INT8"], Some("TYPE_FP32"));
+        check_nearest(
+            "TYPE_FP23",
+            &["TYPE_FP16", "TYPE_FP32", "TYPE_INT8"],
+            Some("TYPE_FP32"),
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! lists the ones it fixes.
 
 use base64::Engine;
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value as RValue};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value as RValue,
+};
 use serde_json::{Map, Number, Value};
 
 use super::reflect::model_config_descriptor;
@@ -77,24 +79,34 @@ fn message_json(msg: &DynamicMessage, schema: &str) -> Value {
         .iter()
         .filter_map(|f| desc.get_field_by_name(f.name()))
         .collect();
-    let is_message = |fd: &FieldDescriptor| matches!(fd.kind(), Kind::Message(_)) && !fd.is_list() && !fd.is_map();
+    let is_message = |fd: &FieldDescriptor| {
+        matches!(fd.kind(), Kind::Message(_)) && !fd.is_list() && !fd.is_map()
+    };
     let scalar_oneof = |fd: &FieldDescriptor| fd.containing_oneof().is_some() && !is_message(fd);
-    let mut trailing: Vec<&FieldDescriptor> = declared.iter().filter(|fd| scalar_oneof(fd)).collect();
+    let mut trailing: Vec<&FieldDescriptor> =
+        declared.iter().filter(|fd| scalar_oneof(fd)).collect();
     trailing.sort_by_key(|fd| fd.number());
-    let ordered = declared.iter().filter(|fd| !scalar_oneof(fd)).chain(trailing);
+    let ordered = declared
+        .iter()
+        .filter(|fd| !scalar_oneof(fd))
+        .chain(trailing);
     for fd in ordered {
         let path = if schema.is_empty() {
             fd.name().to_string()
         } else {
             format!("{schema}.{}", fd.name())
         };
-        let only_if_set = fd.containing_oneof().is_some() || is_message(fd) || ADDED_AFTER_2_51.contains(&path.as_str());
+        let only_if_set = fd.containing_oneof().is_some()
+            || is_message(fd)
+            || ADDED_AFTER_2_51.contains(&path.as_str());
         if only_if_set && !msg.has_field(fd) {
             continue;
         }
         let kind = fd.kind();
         let json = match &*msg.get_field(fd) {
-            RValue::List(items) => Value::Array(items.iter().map(|v| value_json(v, &kind, &path)).collect()),
+            RValue::List(items) => {
+                Value::Array(items.iter().map(|v| value_json(v, &kind, &path)).collect())
+            }
             RValue::Map(map) => {
                 let value_kind = match &kind {
                     Kind::Message(entry) => entry.map_entry_value_field().kind(),
@@ -149,7 +161,9 @@ fn value_json(v: &RValue, kind: &Kind, path: &str) -> Value {
             _ => Value::from(*n),
         },
         RValue::Message(m) => message_json(m, path),
-        RValue::List(items) => Value::Array(items.iter().map(|i| value_json(i, kind, path)).collect()),
+        RValue::List(items) => {
+            Value::Array(items.iter().map(|i| value_json(i, kind, path)).collect())
+        }
         RValue::Map(_) => Value::Null,
     }
 }
@@ -173,7 +187,11 @@ fn real_json(x: f64, digits: usize) -> Value {
         return Value::String(s.to_string());
     }
     let text = format!("{:.*e}", digits - 1, x);
-    let exp: i32 = text.rsplit('e').next().and_then(|e| e.parse().ok()).unwrap_or(0);
+    let exp: i32 = text
+        .rsplit('e')
+        .next()
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
     let rounded: f64 = text.parse().unwrap_or(x);
     let plain = exp >= -4 && exp < digits as i32;
     if plain && rounded.fract() == 0.0 && rounded.abs() < 9.0e15 {
@@ -188,7 +206,10 @@ mod tests {
 
     #[track_caller]
     fn check_f32(x: f32, expect: &str) {
-        let got = serde_json::to_string(&real_json(f64::from(x), if round_trips_f32(x, 6) { 6 } else { 9 }));
+        let got = serde_json::to_string(&real_json(
+            f64::from(x),
+            if round_trips_f32(x, 6) { 6 } else { 9 },
+        ));
         assert_eq!(got.ok().as_deref(), Some(expect), "value {x}");
     }
 
@@ -215,7 +236,9 @@ mod tests {
 
     #[test]
     fn doubles() {
-        let d = |x: f64| serde_json::to_string(&real_json(x, if round_trips_f64(x, 15) { 15 } else { 17 })).ok();
+        let d = |x: f64| {
+            serde_json::to_string(&real_json(x, if round_trips_f64(x, 15) { 15 } else { 17 })).ok()
+        };
         assert_eq!(d(0.1).as_deref(), Some("0.1"));
         assert_eq!(d(2.5).as_deref(), Some("2.5"));
         assert_eq!(d(100.0).as_deref(), Some("100"));

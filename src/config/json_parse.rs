@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 
 use base64::Engine;
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, Value as RValue};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, Value as RValue,
+};
 use serde_json::Value;
 
 use super::error::{ConfigError, ErrorKind, Pos};
@@ -51,12 +53,24 @@ fn describe(v: &Value) -> String {
     }
 }
 
-fn message(desc: &MessageDescriptor, v: &Value, path: &str, depth: usize) -> Result<DynamicMessage, ConfigError> {
+fn message(
+    desc: &MessageDescriptor,
+    v: &Value,
+    path: &str,
+    depth: usize,
+) -> Result<DynamicMessage, ConfigError> {
     if depth > MAX_DEPTH {
         return Err(ConfigError::new(ErrorKind::TooDeep(MAX_DEPTH), path, None));
     }
     let Value::Object(obj) = v else {
-        return Err(bad(path, format!("expected an object ({}), found {}", short_name(desc), describe(v))));
+        return Err(bad(
+            path,
+            format!(
+                "expected an object ({}), found {}",
+                short_name(desc),
+                describe(v)
+            ),
+        ));
     };
     let mut msg = DynamicMessage::new(desc.clone());
     let mut seen: HashMap<u32, &str> = HashMap::new();
@@ -67,28 +81,34 @@ fn message(desc: &MessageDescriptor, v: &Value, path: &str, depth: usize) -> Res
             .or_else(|| desc.get_field_by_json_name(name))
             .ok_or_else(|| unknown_field_error(desc, name, path, None))?;
         if let Some(first) = seen.insert(fd.number(), name) {
-            let msg = format!("field `{}` is given twice (as `{first}` and `{name}`)", fd.name());
+            let msg = format!(
+                "field `{}` is given twice (as `{first}` and `{name}`)",
+                fd.name()
+            );
             return Err(bad(path, msg));
         }
         if value.is_null() {
             continue;
         }
         let fpath = field_path(path, fd.name());
-        if let Some(oneof) = fd.containing_oneof() {
-            if let Some(other) = oneofs.insert(oneof.name().to_string(), fd.name().to_string()) {
-                let msg = format!(
-                    "field `{}` conflicts with `{other}`: both belong to oneof `{}`",
-                    fd.name(),
-                    oneof.name()
-                );
-                return Err(bad(path, msg));
-            }
+        if let Some(oneof) = fd.containing_oneof()
+            && let Some(other) = oneofs.insert(oneof.name().to_string(), fd.name().to_string())
+        {
+            let msg = format!(
+                "field `{}` conflicts with `{other}`: both belong to oneof `{}`",
+                fd.name(),
+                oneof.name()
+            );
+            return Err(bad(path, msg));
         }
         let v = if fd.is_map() {
             map(&fd, value, &fpath, depth)?
         } else if fd.is_list() {
             let Value::Array(items) = value else {
-                return Err(bad(&fpath, format!("expected an array, found {}", describe(value))));
+                return Err(bad(
+                    &fpath,
+                    format!("expected an array, found {}", describe(value)),
+                ));
             };
             let items = items
                 .iter()
@@ -106,10 +126,16 @@ fn message(desc: &MessageDescriptor, v: &Value, path: &str, depth: usize) -> Res
 
 fn map(fd: &FieldDescriptor, v: &Value, path: &str, depth: usize) -> Result<RValue, ConfigError> {
     let Kind::Message(entry) = fd.kind() else {
-        return Err(internal(format!("map field `{}` has no entry message", fd.name())));
+        return Err(internal(format!(
+            "map field `{}` has no entry message",
+            fd.name()
+        )));
     };
     let Value::Object(obj) = v else {
-        return Err(bad(path, format!("expected an object, found {}", describe(v))));
+        return Err(bad(
+            path,
+            format!("expected an object, found {}", describe(v)),
+        ));
     };
     let key_fd = entry.map_entry_key_field();
     let value_fd = entry.map_entry_value_field();
@@ -120,35 +146,61 @@ fn map(fd: &FieldDescriptor, v: &Value, path: &str, depth: usize) -> Result<RVal
             Kind::Bool => match k.as_str() {
                 "true" => (MapKey::Bool(true), scalar_key_path(path, true)),
                 "false" => (MapKey::Bool(false), scalar_key_path(path, false)),
-                _ => return Err(bad(path, format!("invalid map key {k:?}: expected true or false"))),
+                _ => {
+                    return Err(bad(
+                        path,
+                        format!("invalid map key {k:?}: expected true or false"),
+                    ));
+                }
             },
             kind => {
-                let n: i128 = k
-                    .parse()
-                    .map_err(|_| bad(path, format!("invalid map key {k:?}: expected an integer")))?;
-                let key = int_value(&kind, n).ok_or_else(|| bad(path, format!("map key {k} is out of range")))?;
-                let key = key
-                    .into_map_key()
-                    .ok_or_else(|| internal(format!("map field `{}` has an invalid key type", fd.name())))?;
+                let n: i128 = k.parse().map_err(|_| {
+                    bad(path, format!("invalid map key {k:?}: expected an integer"))
+                })?;
+                let key = int_value(&kind, n)
+                    .ok_or_else(|| bad(path, format!("map key {k} is out of range")))?;
+                let key = key.into_map_key().ok_or_else(|| {
+                    internal(format!("map field `{}` has an invalid key type", fd.name()))
+                })?;
                 (key, scalar_key_path(path, n))
             }
         };
         if item.is_null() {
             return Err(bad(&epath, "a map value cannot be null".to_string()));
         }
-        out.insert(key, single(&value_fd, &value_fd.kind(), item, &epath, depth)?);
+        out.insert(
+            key,
+            single(&value_fd, &value_fd.kind(), item, &epath, depth)?,
+        );
     }
     Ok(RValue::Map(out))
 }
 
 /// One value (a list item, a map value or a singular field).
-fn single(fd: &FieldDescriptor, kind: &Kind, v: &Value, path: &str, depth: usize) -> Result<RValue, ConfigError> {
-    let mismatch = |what: &str| bad(path, format!("expected {what} for field `{}`, found {}", fd.name(), describe(v)));
+fn single(
+    fd: &FieldDescriptor,
+    kind: &Kind,
+    v: &Value,
+    path: &str,
+    depth: usize,
+) -> Result<RValue, ConfigError> {
+    let mismatch = |what: &str| {
+        bad(
+            path,
+            format!(
+                "expected {what} for field `{}`, found {}",
+                fd.name(),
+                describe(v)
+            ),
+        )
+    };
     match kind {
         Kind::Message(md) => Ok(RValue::Message(message(md, v, path, depth + 1)?)),
         Kind::Enum(ed) => match v {
             Value::String(s) => {
-                let ev = ed.get_value_by_name(s).or_else(|| ed.get_value_by_name(&s.to_ascii_uppercase()));
+                let ev = ed
+                    .get_value_by_name(s)
+                    .or_else(|| ed.get_value_by_name(&s.to_ascii_uppercase()));
                 ev.map(|ev| RValue::EnumNumber(ev.number()))
                     .ok_or_else(|| unknown_enum_value(ed, s, path, None))
             }
@@ -159,11 +211,20 @@ fn single(fd: &FieldDescriptor, kind: &Kind, v: &Value, path: &str, depth: usize
                 .ok_or_else(|| mismatch(&format!("a value of {}", ed.full_name()))),
             _ => Err(mismatch(&format!("a value of {}", ed.full_name()))),
         },
-        Kind::Bool => v.as_bool().map(RValue::Bool).ok_or_else(|| mismatch("true or false")),
-        Kind::String => v.as_str().map(|s| RValue::String(s.to_string())).ok_or_else(|| mismatch("a string")),
+        Kind::Bool => v
+            .as_bool()
+            .map(RValue::Bool)
+            .ok_or_else(|| mismatch("true or false")),
+        Kind::String => v
+            .as_str()
+            .map(|s| RValue::String(s.to_string()))
+            .ok_or_else(|| mismatch("a string")),
         Kind::Bytes => {
             let s = v.as_str().ok_or_else(|| mismatch("a base64 string"))?;
-            let engines = [&base64::engine::general_purpose::STANDARD, &base64::engine::general_purpose::URL_SAFE];
+            let engines = [
+                &base64::engine::general_purpose::STANDARD,
+                &base64::engine::general_purpose::URL_SAFE,
+            ];
             engines
                 .iter()
                 .find_map(|e| e.decode(s).ok())
@@ -184,7 +245,10 @@ fn single(fd: &FieldDescriptor, kind: &Kind, v: &Value, path: &str, depth: usize
             let x = x.ok_or_else(|| mismatch("a number"))?;
             if *kind == Kind::Float {
                 if x.is_finite() && x.abs() > f64::from(f32::MAX) {
-                    return Err(bad(path, format!("value {x} is out of range for float field `{}`", fd.name())));
+                    return Err(bad(
+                        path,
+                        format!("value {x} is out of range for float field `{}`", fd.name()),
+                    ));
                 }
                 Ok(RValue::F32(x as f32))
             } else {
@@ -194,7 +258,14 @@ fn single(fd: &FieldDescriptor, kind: &Kind, v: &Value, path: &str, depth: usize
         kind => {
             let n = integer(v).ok_or_else(|| mismatch("an integer"))?;
             int_value(kind, n).ok_or_else(|| {
-                bad(path, format!("value {n} is out of range for {} field `{}`", int_type_name(kind), fd.name()))
+                bad(
+                    path,
+                    format!(
+                        "value {n} is out of range for {} field `{}`",
+                        int_type_name(kind),
+                        fd.name()
+                    ),
+                )
             })
         }
     }

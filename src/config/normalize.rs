@@ -5,11 +5,11 @@
 //! composing models. Backend-specific auto-complete (inputs and outputs read
 //! from a model file) is the backend's job, not this module's.
 
-use crate::proto::inference::model_instance_group::Kind as GroupKind;
-use crate::proto::inference::model_version_policy::{Latest, PolicyChoice};
 use crate::proto::inference::model_config::SchedulingChoice;
-use crate::proto::inference::model_sequence_batching::StrategyChoice;
+use crate::proto::inference::model_instance_group::Kind as GroupKind;
 use crate::proto::inference::model_optimization_policy::PinnedMemoryBuffer;
+use crate::proto::inference::model_sequence_batching::StrategyChoice;
+use crate::proto::inference::model_version_policy::{Latest, PolicyChoice};
 use crate::proto::inference::{
     ModelConfig, ModelInstanceGroup, ModelOptimizationPolicy, ModelTransactionPolicy,
     ModelVersionPolicy,
@@ -95,7 +95,10 @@ impl NormalizeContext {
     }
 
     fn entry(&self, name: &str) -> Option<&DirEntry> {
-        self.version_entries.as_ref()?.iter().find(|e| e.name == name)
+        self.version_entries
+            .as_ref()?
+            .iter()
+            .find(|e| e.name == name)
     }
 }
 
@@ -114,12 +117,18 @@ pub fn normalize(cfg: &mut ModelConfig, ctx: &NormalizeContext) -> Result<(), Co
 }
 
 fn is_ensemble(cfg: &ModelConfig) -> bool {
-    matches!(cfg.scheduling_choice, Some(SchedulingChoice::EnsembleScheduling(_)))
+    matches!(
+        cfg.scheduling_choice,
+        Some(SchedulingChoice::EnsembleScheduling(_))
+    )
 }
 
 /// `AutoCompleteBackendFields`: name, platform, backend and
 /// `default_model_filename` from each other and from the model file present.
-fn auto_complete_backend_fields(cfg: &mut ModelConfig, ctx: &NormalizeContext) -> Result<(), ConfigError> {
+fn auto_complete_backend_fields(
+    cfg: &mut ModelConfig,
+    ctx: &NormalizeContext,
+) -> Result<(), ConfigError> {
     let has_version = ctx.version_entries.is_some();
     if cfg.name.is_empty() {
         cfg.name = ctx.model_name.clone();
@@ -140,7 +149,9 @@ fn auto_complete_backend_fields(cfg: &mut ModelConfig, ctx: &NormalizeContext) -
             }
         }
     }
-    if cfg.platform == TENSORFLOW_SAVEDMODEL_PLATFORM || cfg.platform == TENSORFLOW_GRAPHDEF_PLATFORM {
+    if cfg.platform == TENSORFLOW_SAVEDMODEL_PLATFORM
+        || cfg.platform == TENSORFLOW_GRAPHDEF_PLATFORM
+    {
         fill(&mut cfg.backend, TENSORFLOW_BACKEND);
         let file = if cfg.platform == TENSORFLOW_SAVEDMODEL_PLATFORM {
             TENSORFLOW_SAVEDMODEL_FILENAME
@@ -156,10 +167,18 @@ fn auto_complete_backend_fields(cfg: &mut ModelConfig, ctx: &NormalizeContext) -
         cfg.backend.is_empty()
             && (platform.is_some_and(|p| cfg.platform == p)
                 || cfg.default_model_filename == file
-                || (cfg.platform.is_empty() && cfg.default_model_filename.is_empty() && has_version && present))
+                || (cfg.platform.is_empty()
+                    && cfg.default_model_filename.is_empty()
+                    && has_version
+                    && present))
     };
 
-    if guess(cfg, Some(TENSORRT_PLAN_PLATFORM), TENSORRT_PLAN_FILENAME, ctx.has_file(TENSORRT_PLAN_FILENAME)) {
+    if guess(
+        cfg,
+        Some(TENSORRT_PLAN_PLATFORM),
+        TENSORRT_PLAN_FILENAME,
+        ctx.has_file(TENSORRT_PLAN_FILENAME),
+    ) {
         cfg.backend = TENSORRT_BACKEND.into();
     }
     if cfg.backend == TENSORRT_BACKEND {
@@ -169,7 +188,12 @@ fn auto_complete_backend_fields(cfg: &mut ModelConfig, ctx: &NormalizeContext) -
     }
 
     // An ONNX model may be a file or, for large models, a folder.
-    if guess(cfg, Some(ONNXRUNTIME_ONNX_PLATFORM), ONNXRUNTIME_FILENAME, ctx.has_entry(ONNXRUNTIME_FILENAME)) {
+    if guess(
+        cfg,
+        Some(ONNXRUNTIME_ONNX_PLATFORM),
+        ONNXRUNTIME_FILENAME,
+        ctx.has_entry(ONNXRUNTIME_FILENAME),
+    ) {
         cfg.backend = ONNXRUNTIME_BACKEND.into();
     }
     if cfg.backend == ONNXRUNTIME_BACKEND {
@@ -178,7 +202,12 @@ fn auto_complete_backend_fields(cfg: &mut ModelConfig, ctx: &NormalizeContext) -
         return Ok(());
     }
 
-    if guess(cfg, None, OPENVINO_FILENAME, ctx.has_entry(OPENVINO_FILENAME)) {
+    if guess(
+        cfg,
+        None,
+        OPENVINO_FILENAME,
+        ctx.has_entry(OPENVINO_FILENAME),
+    ) {
         cfg.backend = OPENVINO_BACKEND.into();
     }
     if cfg.backend == OPENVINO_BACKEND {
@@ -186,7 +215,12 @@ fn auto_complete_backend_fields(cfg: &mut ModelConfig, ctx: &NormalizeContext) -
         return Ok(());
     }
 
-    if guess(cfg, Some(PYTORCH_LIBTORCH_PLATFORM), PYTORCH_FILENAME, ctx.has_file(PYTORCH_FILENAME)) {
+    if guess(
+        cfg,
+        Some(PYTORCH_LIBTORCH_PLATFORM),
+        PYTORCH_FILENAME,
+        ctx.has_file(PYTORCH_FILENAME),
+    ) {
         cfg.backend = PYTORCH_BACKEND.into();
     }
     if cfg.backend == PYTORCH_BACKEND {
@@ -249,27 +283,32 @@ fn normalize_model_config(cfg: &mut ModelConfig) {
     }
     let max_batch_size = cfg.max_batch_size;
     match &mut cfg.scheduling_choice {
-        Some(SchedulingChoice::DynamicBatching(db)) => {
-            if db.preferred_batch_size.is_empty() && max_batch_size > 0 {
-                db.preferred_batch_size.push(max_batch_size);
-            }
+        Some(SchedulingChoice::DynamicBatching(db))
+            if db.preferred_batch_size.is_empty() && max_batch_size > 0 =>
+        {
+            db.preferred_batch_size.push(max_batch_size);
         }
         Some(SchedulingChoice::SequenceBatching(sb)) => {
             if sb.max_sequence_idle_microseconds == 0 {
                 sb.max_sequence_idle_microseconds = SEQUENCE_IDLE_DEFAULT_MICROSECONDS;
             }
-            if let Some(StrategyChoice::Oldest(oldest)) = &mut sb.strategy_choice {
-                if oldest.preferred_batch_size.is_empty() && max_batch_size > 0 {
-                    oldest.preferred_batch_size.push(max_batch_size);
-                }
+            if let Some(StrategyChoice::Oldest(oldest)) = &mut sb.strategy_choice
+                && oldest.preferred_batch_size.is_empty()
+                && max_batch_size > 0
+            {
+                oldest.preferred_batch_size.push(max_batch_size);
             }
         }
         _ => {}
     }
     if !is_ensemble(cfg) {
-        let opt = cfg.optimization.get_or_insert_with(ModelOptimizationPolicy::default);
-        opt.input_pinned_memory.get_or_insert(PinnedMemoryBuffer { enable: true });
-        opt.output_pinned_memory.get_or_insert(PinnedMemoryBuffer { enable: true });
+        let opt = cfg
+            .optimization
+            .get_or_insert_with(ModelOptimizationPolicy::default);
+        opt.input_pinned_memory
+            .get_or_insert(PinnedMemoryBuffer { enable: true });
+        opt.output_pinned_memory
+            .get_or_insert(PinnedMemoryBuffer { enable: true });
     }
 }
 
@@ -302,7 +341,11 @@ fn normalize_instance_groups(cfg: &mut ModelConfig, ctx: &NormalizeContext) {
             };
         }
         if group.count < 1 {
-            group.count = if group.kind == GroupKind::Cpu as i32 && two_on_cpu { 2 } else { 1 };
+            group.count = if group.kind == GroupKind::Cpu as i32 && two_on_cpu {
+                2
+            } else {
+                1
+            };
         }
         if group.kind == GroupKind::Gpu as i32 && group.gpus.is_empty() {
             let mut gpus = ctx.gpus.clone();

@@ -12,9 +12,7 @@ use prost_reflect::{
 };
 
 use super::error::{ConfigError, ErrorKind, Pos, Suggestion, nearest};
-use super::source_map::{
-    SourceMap, field_path, index_path, scalar_key_path, string_key_path,
-};
+use super::source_map::{SourceMap, field_path, index_path, scalar_key_path, string_key_path};
 use super::textformat::{Field, Value, ValueKind};
 use crate::proto::inference::ModelConfig;
 
@@ -79,7 +77,11 @@ fn build_message(
         } else {
             if let Some(first) = seen.insert(fd.number(), f.pos) {
                 let name = f.name.clone();
-                return Err(ConfigError::new(ErrorKind::DuplicateField { name, first }, path, Some(f.pos)));
+                return Err(ConfigError::new(
+                    ErrorKind::DuplicateField { name, first },
+                    path,
+                    Some(f.pos),
+                ));
             }
             if let Some(oneof) = fd.containing_oneof() {
                 if let Some((other, other_pos)) = oneofs.get(oneof.name()) {
@@ -94,7 +96,10 @@ fn build_message(
                 oneofs.insert(oneof.name().to_string(), (f.name.clone(), f.pos));
             }
             if let ValueKind::List(_) = f.value.kind {
-                let msg = format!("field `{}` is not repeated, so it cannot take a list", f.name);
+                let msg = format!(
+                    "field `{}` is not repeated, so it cannot take a list",
+                    f.name
+                );
                 return Err(ConfigError::bad_value(&fpath, f.value.pos, msg));
             }
             let v = convert(&fd, &f.value, &fpath, sm)?;
@@ -108,7 +113,12 @@ fn unknown_field(desc: &MessageDescriptor, f: &Field, path: &str) -> ConfigError
     unknown_field_error(desc, &f.name, path, Some(f.pos))
 }
 
-pub(crate) fn unknown_field_error(desc: &MessageDescriptor, name: &str, path: &str, pos: Option<Pos>) -> ConfigError {
+pub(crate) fn unknown_field_error(
+    desc: &MessageDescriptor,
+    name: &str,
+    path: &str,
+    pos: Option<Pos>,
+) -> ConfigError {
     let names: Vec<String> = desc.fields().map(|fd| fd.name().to_string()).collect();
     let suggestion = Suggestion(nearest(name, names.iter().map(String::as_str)));
     let kind = ErrorKind::UnknownField {
@@ -156,7 +166,10 @@ fn add_map_entries(
     sm: &mut SourceMap,
 ) -> Result<(), ConfigError> {
     let Kind::Message(entry) = fd.kind() else {
-        return Err(internal(format!("map field `{}` has no entry message", fd.name())));
+        return Err(internal(format!(
+            "map field `{}` has no entry message",
+            fd.name()
+        )));
     };
     let key_fd = entry.map_entry_key_field();
     let value_fd = entry.map_entry_value_field();
@@ -178,7 +191,10 @@ fn add_map_entries(
                 _ => return Err(unknown_field(&entry, ef, fpath)),
             };
             if let Some(first) = slot.replace(ef) {
-                let kind = ErrorKind::DuplicateField { name: ef.name.clone(), first: first.pos };
+                let kind = ErrorKind::DuplicateField {
+                    name: ef.name.clone(),
+                    first: first.pos,
+                };
                 return Err(ConfigError::new(kind, fpath, Some(ef.pos)));
             }
         }
@@ -187,7 +203,10 @@ fn add_map_entries(
             None => RValue::default_value_for_field(&key_fd),
         };
         let Some(map_key) = key_value.into_map_key() else {
-            return Err(internal(format!("map field `{}` has an invalid key type", fd.name())));
+            return Err(internal(format!(
+                "map field `{}` has an invalid key type",
+                fd.name()
+            )));
         };
         let epath = match &map_key {
             MapKey::String(s) => string_key_path(fpath, s),
@@ -216,32 +235,56 @@ fn add_map_entries(
 }
 
 /// One value of field `fd` (for repeated fields, one item).
-fn convert(fd: &FieldDescriptor, v: &Value, path: &str, sm: &mut SourceMap) -> Result<RValue, ConfigError> {
+fn convert(
+    fd: &FieldDescriptor,
+    v: &Value,
+    path: &str,
+    sm: &mut SourceMap,
+) -> Result<RValue, ConfigError> {
     let bad = |what: &str| {
-        let msg = format!("expected {what} for field `{}`, found {}", fd.name(), v.kind.describe());
+        let msg = format!(
+            "expected {what} for field `{}`, found {}",
+            fd.name(),
+            v.kind.describe()
+        );
         ConfigError::bad_value(path, v.pos, msg)
     };
     let kind = fd.kind();
     match kind {
         Kind::Message(md) => match &v.kind {
-            ValueKind::Message(fields) => Ok(RValue::Message(build_message(&md, fields, path, sm)?)),
+            ValueKind::Message(fields) => {
+                Ok(RValue::Message(build_message(&md, fields, path, sm)?))
+            }
             _ => Err(bad(&format!("a message ({})", short_name(&md)))),
         },
         Kind::Enum(ed) => convert_enum(&ed, fd, v, path),
         Kind::Bool => match &v.kind {
-            ValueKind::Ident { negative: false, name } => match name.as_str() {
+            ValueKind::Ident {
+                negative: false,
+                name,
+            } => match name.as_str() {
                 "true" | "True" | "t" => Ok(RValue::Bool(true)),
                 "false" | "False" | "f" => Ok(RValue::Bool(false)),
                 _ => Err(bad("true or false")),
             },
-            ValueKind::Int { negative: false, magnitude: 0 } => Ok(RValue::Bool(false)),
-            ValueKind::Int { negative: false, magnitude: 1 } => Ok(RValue::Bool(true)),
+            ValueKind::Int {
+                negative: false,
+                magnitude: 0,
+            } => Ok(RValue::Bool(false)),
+            ValueKind::Int {
+                negative: false,
+                magnitude: 1,
+            } => Ok(RValue::Bool(true)),
             _ => Err(bad("true or false")),
         },
         Kind::String => match &v.kind {
             ValueKind::Str(bytes) => match String::from_utf8(bytes.clone()) {
                 Ok(s) => Ok(RValue::String(s)),
-                Err(_) => Err(ConfigError::bad_value(path, v.pos, format!("string for field `{}` is not valid UTF-8", fd.name()))),
+                Err(_) => Err(ConfigError::bad_value(
+                    path,
+                    v.pos,
+                    format!("string for field `{}` is not valid UTF-8", fd.name()),
+                )),
             },
             _ => Err(bad("a string")),
         },
@@ -252,7 +295,10 @@ fn convert(fd: &FieldDescriptor, v: &Value, path: &str, sm: &mut SourceMap) -> R
         Kind::Float | Kind::Double => {
             let x = match &v.kind {
                 ValueKind::Float(x) => *x,
-                ValueKind::Int { negative, magnitude } => {
+                ValueKind::Int {
+                    negative,
+                    magnitude,
+                } => {
                     let m = *magnitude as f64;
                     if *negative { -m } else { m }
                 }
@@ -266,20 +312,44 @@ fn convert(fd: &FieldDescriptor, v: &Value, path: &str, sm: &mut SourceMap) -> R
                 }
                 _ => return Err(bad("a number")),
             };
-            Ok(if kind == Kind::Float { RValue::F32(x as f32) } else { RValue::F64(x) })
+            Ok(if kind == Kind::Float {
+                RValue::F32(x as f32)
+            } else {
+                RValue::F64(x)
+            })
         }
         _ => convert_int(&kind, fd, v, path),
     }
 }
 
-fn convert_int(kind: &Kind, fd: &FieldDescriptor, v: &Value, path: &str) -> Result<RValue, ConfigError> {
-    let ValueKind::Int { negative, magnitude } = v.kind else {
-        let msg = format!("expected an integer for field `{}`, found {}", fd.name(), v.kind.describe());
+fn convert_int(
+    kind: &Kind,
+    fd: &FieldDescriptor,
+    v: &Value,
+    path: &str,
+) -> Result<RValue, ConfigError> {
+    let ValueKind::Int {
+        negative,
+        magnitude,
+    } = v.kind
+    else {
+        let msg = format!(
+            "expected an integer for field `{}`, found {}",
+            fd.name(),
+            v.kind.describe()
+        );
         return Err(ConfigError::bad_value(path, v.pos, msg));
     };
-    let wide: i128 = if negative { -i128::from(magnitude) } else { i128::from(magnitude) };
+    let wide: i128 = if negative {
+        -i128::from(magnitude)
+    } else {
+        i128::from(magnitude)
+    };
     let out_of_range = |ty: &str| {
-        let msg = format!("value {wide} is out of range for {ty} field `{}`", fd.name());
+        let msg = format!(
+            "value {wide} is out of range for {ty} field `{}`",
+            fd.name()
+        );
         ConfigError::bad_value(path, v.pos, msg)
     };
     let value = match kind {
@@ -289,26 +359,53 @@ fn convert_int(kind: &Kind, fd: &FieldDescriptor, v: &Value, path: &str) -> Resu
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
             RValue::I64(i64::try_from(wide).map_err(|_| out_of_range("int64"))?)
         }
-        Kind::Uint32 | Kind::Fixed32 => RValue::U32(u32::try_from(wide).map_err(|_| out_of_range("uint32"))?),
-        Kind::Uint64 | Kind::Fixed64 => RValue::U64(u64::try_from(wide).map_err(|_| out_of_range("uint64"))?),
-        _ => return Err(internal(format!("field `{}` has an unexpected type", fd.name()))),
+        Kind::Uint32 | Kind::Fixed32 => {
+            RValue::U32(u32::try_from(wide).map_err(|_| out_of_range("uint32"))?)
+        }
+        Kind::Uint64 | Kind::Fixed64 => {
+            RValue::U64(u64::try_from(wide).map_err(|_| out_of_range("uint64"))?)
+        }
+        _ => {
+            return Err(internal(format!(
+                "field `{}` has an unexpected type",
+                fd.name()
+            )));
+        }
     };
     Ok(value)
 }
 
 /// Enum values by name, or by number (proto3 enums are open, as in protobuf).
-fn convert_enum(ed: &EnumDescriptor, fd: &FieldDescriptor, v: &Value, path: &str) -> Result<RValue, ConfigError> {
+fn convert_enum(
+    ed: &EnumDescriptor,
+    fd: &FieldDescriptor,
+    v: &Value,
+    path: &str,
+) -> Result<RValue, ConfigError> {
     match &v.kind {
-        ValueKind::Ident { negative: false, name } => match ed.get_value_by_name(name) {
+        ValueKind::Ident {
+            negative: false,
+            name,
+        } => match ed.get_value_by_name(name) {
             Some(ev) => Ok(RValue::EnumNumber(ev.number())),
             None => Err(unknown_enum_value(ed, name, path, Some(v.pos))),
         },
-        ValueKind::Int { negative, magnitude } => {
-            let wide = if *negative { -i128::from(*magnitude) } else { i128::from(*magnitude) };
+        ValueKind::Int {
+            negative,
+            magnitude,
+        } => {
+            let wide = if *negative {
+                -i128::from(*magnitude)
+            } else {
+                i128::from(*magnitude)
+            };
             match i32::try_from(wide) {
                 Ok(n) => Ok(RValue::EnumNumber(n)),
                 Err(_) => {
-                    let msg = format!("value {wide} is out of range for enum field `{}`", fd.name());
+                    let msg = format!(
+                        "value {wide} is out of range for enum field `{}`",
+                        fd.name()
+                    );
                     Err(ConfigError::bad_value(path, v.pos, msg))
                 }
             }
@@ -325,7 +422,12 @@ fn convert_enum(ed: &EnumDescriptor, fd: &FieldDescriptor, v: &Value, path: &str
     }
 }
 
-pub(crate) fn unknown_enum_value(ed: &EnumDescriptor, name: &str, path: &str, pos: Option<Pos>) -> ConfigError {
+pub(crate) fn unknown_enum_value(
+    ed: &EnumDescriptor,
+    name: &str,
+    path: &str,
+    pos: Option<Pos>,
+) -> ConfigError {
     let names: Vec<String> = ed.values().map(|ev| ev.name().to_string()).collect();
     let suggestion = Suggestion(nearest(name, names.iter().map(String::as_str)));
     let kind = ErrorKind::UnknownEnumValue {

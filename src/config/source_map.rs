@@ -125,7 +125,10 @@ mod tests {
         assert_eq!(parent("input[1]"), Some("input"));
         assert_eq!(parent("input"), Some(""));
         assert_eq!(parent(""), None);
-        assert_eq!(parent(r#"parameters["a.b[c]"].string_value"#), Some(r#"parameters["a.b[c]"]"#));
+        assert_eq!(
+            parent(r#"parameters["a.b[c]"].string_value"#),
+            Some(r#"parameters["a.b[c]"]"#)
+        );
         assert_eq!(parent(r#"parameters["a.b[c]"]"#), Some("parameters"));
         assert_eq!(parent(r#"parameters["q\"].x"]"#), Some("parameters"));
     }
@@ -151,6 +154,9 @@ mod tests {
         assert_eq!(index_path("input", 3), "input[3]");
         assert_eq!(string_key_path("parameters", "k"), r#"parameters["k"]"#);
         assert_eq!(string_key_path("p", "a\"b\\"), r#"p["a\"b\\"]"#);
-        assert_eq!(scalar_key_path("priority_queue_policy", 2u64), "priority_queue_policy[2]");
+        assert_eq!(
+            scalar_key_path("priority_queue_policy", 2u64),
+            "priority_queue_policy[2]"
+        );
     }
 }

@@ -41,11 +41,17 @@ pub enum ValueKind {
     /// One or more adjacent string literals, unescaped and concatenated.
     Str(Vec<u8>),
     /// An integer literal (decimal, `0x` hex or `0` octal).
-    Int { negative: bool, magnitude: u64 },
+    Int {
+        negative: bool,
+        magnitude: u64,
+    },
     /// A literal with a `.`, an exponent or an `f` suffix.
     Float(f64),
     /// An identifier (`TYPE_FP32`, `true`, `inf`), `-` allowed for `-inf`.
-    Ident { negative: bool, name: String },
+    Ident {
+        negative: bool,
+        name: String,
+    },
 }
 
 impl ValueKind {
@@ -54,8 +60,13 @@ impl ValueKind {
         match self {
             ValueKind::Message(_) => "a message".to_string(),
             ValueKind::List(_) => "a list".to_string(),
-            ValueKind::Str(s) => format!("string \"{}\"", String::from_utf8_lossy(s).escape_debug()),
-            ValueKind::Int { negative, magnitude } => {
+            ValueKind::Str(s) => {
+                format!("string \"{}\"", String::from_utf8_lossy(s).escape_debug())
+            }
+            ValueKind::Int {
+                negative,
+                magnitude,
+            } => {
                 format!("integer {}{magnitude}", if *negative { "-" } else { "" })
             }
             ValueKind::Float(v) => format!("number {v}"),
@@ -78,10 +89,9 @@ pub fn parse(text: &str) -> Result<Vec<Field>, ConfigError> {
                 .unwrap_or_else(|| ErrorKind::Syntax(format!("unexpected {}", found(e.at))));
             Err(ConfigError::new(kind, "", Some(pos)))
         }
-        Err(nom::Err::Incomplete(_)) => Err(ConfigError::syntax(
-            ctx.pos(""),
-            "unexpected end of input",
-        )),
+        Err(nom::Err::Incomplete(_)) => {
+            Err(ConfigError::syntax(ctx.pos(""), "unexpected end of input"))
+        }
     }
 }
 
@@ -103,7 +113,10 @@ impl<'a> Ctx<'a> {
         let offset = self.full.len().saturating_sub(rest.len());
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
         let start = self.line_starts[line - 1];
-        let col = self.full.get(start..offset).map_or(0, |s| s.chars().count());
+        let col = self
+            .full
+            .get(start..offset)
+            .map_or(0, |s| s.chars().count());
         Pos::new(saturate(line), saturate(col + 1))
     }
 }
@@ -247,13 +260,25 @@ fn message<'a>(i: &'a str, ctx: &Ctx<'a>, depth: usize) -> Res<'a, Value> {
                 return Ok((&i[c.len_utf8()..], Value { pos, kind }));
             }
             Some(c @ ('}' | '>')) => {
-                return fail(i, format!("expected `{close}` to close `{open}` at {pos}, found `{c}`"));
+                return fail(
+                    i,
+                    format!("expected `{close}` to close `{open}` at {pos}, found `{c}`"),
+                );
             }
             None => {
-                return fail(i, format!("expected `{close}` to close `{open}` at {pos}, found end of input"));
+                return fail(
+                    i,
+                    format!("expected `{close}` to close `{open}` at {pos}, found end of input"),
+                );
             }
             Some(c) if !(c.is_ascii_alphabetic() || c == '_' || c == '[') => {
-                return fail(i, format!("expected a field name or `{close}` to close `{open}` at {pos}, found {}", found(i)));
+                return fail(
+                    i,
+                    format!(
+                        "expected a field name or `{close}` to close `{open}` at {pos}, found {}",
+                        found(i)
+                    ),
+                );
             }
             Some(_) => {
                 let (rest, f) = field(i, ctx, depth)?;
@@ -278,7 +303,15 @@ fn list<'a>(i: &'a str, ctx: &Ctx<'a>, colon: bool, depth: usize) -> Res<'a, Val
         let (rest, item) = match i.chars().next() {
             Some('{' | '<') => message(i, ctx, depth + 1)?,
             _ if colon => scalar(i, ctx)?,
-            _ => return fail(i, format!("expected `{{` (a list without `:` holds messages), found {}", found(i))),
+            _ => {
+                return fail(
+                    i,
+                    format!(
+                        "expected `{{` (a list without `:` holds messages), found {}",
+                        found(i)
+                    ),
+                );
+            }
         };
         items.push(item);
         let (rest, ()) = ws(rest)?;
@@ -291,7 +324,15 @@ fn list<'a>(i: &'a str, ctx: &Ctx<'a>, colon: bool, depth: usize) -> Res<'a, Val
                 let kind = ValueKind::List(items);
                 return Ok((&rest[1..], Value { pos, kind }));
             }
-            _ => return fail(rest, format!("expected `,` or `]` in the list opened at {pos}, found {}", found(rest))),
+            _ => {
+                return fail(
+                    rest,
+                    format!(
+                        "expected `,` or `]` in the list opened at {pos}, found {}",
+                        found(rest)
+                    ),
+                );
+            }
         }
     }
 }
@@ -305,24 +346,47 @@ fn scalar<'a>(i: &'a str, ctx: &Ctx<'a>) -> Res<'a, Value> {
             let (rest, ()) = ws(&i[1..])?;
             if let Ok((rest, name)) = ident(rest) {
                 let name = name.to_string();
-                (rest, ValueKind::Ident { negative: true, name })
+                (
+                    rest,
+                    ValueKind::Ident {
+                        negative: true,
+                        name,
+                    },
+                )
             } else if rest.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
                 let (rest, kind) = number(rest)?;
                 let kind = match kind {
-                    ValueKind::Int { magnitude, .. } => ValueKind::Int { negative: true, magnitude },
+                    ValueKind::Int { magnitude, .. } => ValueKind::Int {
+                        negative: true,
+                        magnitude,
+                    },
                     ValueKind::Float(v) => ValueKind::Float(-v),
                     other => other,
                 };
                 (rest, kind)
             } else {
-                return fail(rest, format!("expected a number after `-`, found {}", found(rest)));
+                return fail(
+                    rest,
+                    format!("expected a number after `-`, found {}", found(rest)),
+                );
             }
         }
-        Some(c) if c.is_ascii_digit() || (c == '.' && i[1..].starts_with(|c: char| c.is_ascii_digit())) => number(i)?,
+        Some(c)
+            if c.is_ascii_digit()
+                || (c == '.' && i[1..].starts_with(|c: char| c.is_ascii_digit())) =>
+        {
+            number(i)?
+        }
         _ => match ident(i) {
             Ok((rest, name)) => {
                 let name = name.to_string();
-                (rest, ValueKind::Ident { negative: false, name })
+                (
+                    rest,
+                    ValueKind::Ident {
+                        negative: false,
+                        name,
+                    },
+                )
             }
             Err(_) => return fail(i, format!("expected a value, found {}", found(i))),
         },
@@ -353,7 +417,12 @@ fn string_lit(start: &str) -> Res<'_, Vec<u8>> {
             return fail(start, "unterminated string literal");
         };
         match c {
-            '\n' => return fail(start, "unterminated string literal (strings cannot span lines)"),
+            '\n' => {
+                return fail(
+                    start,
+                    "unterminated string literal (strings cannot span lines)",
+                );
+            }
             '\\' => {
                 let (rest, ()) = escape(i, &mut out)?;
                 i = rest;
@@ -392,14 +461,22 @@ fn escape<'a>(i: &'a str, out: &mut Vec<u8>) -> Res<'a, ()> {
     }
     match c {
         '0'..='7' => {
-            let digits: String = after.chars().take_while(|c| ('0'..='7').contains(c)).take(3).collect();
+            let digits: String = after
+                .chars()
+                .take_while(|c| ('0'..='7').contains(c))
+                .take(3)
+                .collect();
             let code = u32::from_str_radix(&digits, 8).unwrap_or(0);
             // Protobuf keeps the low byte of `\777`-style escapes.
             out.push((code & 0xff) as u8);
             Ok((&after[digits.len()..], ()))
         }
         'x' | 'X' => {
-            let digits: String = rest.chars().take_while(char::is_ascii_hexdigit).take(2).collect();
+            let digits: String = rest
+                .chars()
+                .take_while(char::is_ascii_hexdigit)
+                .take(2)
+                .collect();
             if digits.is_empty() {
                 return fail(i, "expected hex digits after `\\x`");
             }
@@ -407,7 +484,10 @@ fn escape<'a>(i: &'a str, out: &mut Vec<u8>) -> Res<'a, ()> {
             Ok((&rest[digits.len()..], ()))
         }
         'u' | 'U' => unicode_escape(i, c, rest, out),
-        _ => fail(i, format!("invalid escape sequence `\\{}`", c.escape_debug())),
+        _ => fail(
+            i,
+            format!("invalid escape sequence `\\{}`", c.escape_debug()),
+        ),
     }
 }
 
@@ -426,7 +506,10 @@ fn unicode_escape<'a>(i: &'a str, c: char, rest: &'a str, out: &mut Vec<u8>) -> 
     };
     if (0xd800..0xdc00).contains(&code) {
         // A high surrogate must be followed by `\u` and a low one.
-        let low = rest.strip_prefix("\\u").and_then(hex).filter(|(l, _)| (0xdc00..0xe000).contains(l));
+        let low = rest
+            .strip_prefix("\\u")
+            .and_then(hex)
+            .filter(|(l, _)| (0xdc00..0xe000).contains(l));
         match low {
             Some((l, r)) => {
                 code = 0x10000 + ((code - 0xd800) << 10) + (l - 0xdc00);
@@ -453,11 +536,20 @@ fn number(i: &str) -> Res<'_, ValueKind> {
         .parse(i);
     let (i, kind) = if let Ok((rest, digits)) = hex {
         match u64::from_str_radix(digits, 16) {
-            Ok(magnitude) => (rest, ValueKind::Int { negative: false, magnitude }),
+            Ok(magnitude) => (
+                rest,
+                ValueKind::Int {
+                    negative: false,
+                    magnitude,
+                },
+            ),
             Err(_) => return fail(start, "integer literal out of range"),
         }
     } else {
-        let mut mantissa = alt((recognize((digit1, opt((char('.'), digit0)))), recognize((char('.'), digit1))));
+        let mut mantissa = alt((
+            recognize((digit1, opt((char('.'), digit0)))),
+            recognize((char('.'), digit1)),
+        ));
         let (rest, mant) = mantissa.parse(i)?;
         let (rest, exp) = exponent(rest)?;
         let (rest, suffix) = opt(one_of("fF")).parse(rest)?;
@@ -476,7 +568,13 @@ fn number(i: &str) -> Res<'_, ValueKind> {
         return fail(i, "unexpected `.` after a number");
     }
     if i.starts_with(|c: char| c.is_alphanumeric() || c == '_') {
-        return fail(i, format!("need space between number and identifier, found {}", found(i)));
+        return fail(
+            i,
+            format!(
+                "need space between number and identifier, found {}",
+                found(i)
+            ),
+        );
     }
     Ok((i, kind))
 }
@@ -497,14 +595,18 @@ fn exponent(i: &str) -> Res<'_, Option<&str>> {
 fn int_literal<'a>(start: &'a str, literal: &str) -> Result<ValueKind, nom::Err<PErr<'a>>> {
     let (digits, radix) = if literal.len() > 1 && literal.starts_with('0') {
         if !literal.chars().all(|c| ('0'..='7').contains(&c)) {
-            return fail(start, "numbers starting with a leading zero must be octal").map(|(_, v)| v);
+            return fail(start, "numbers starting with a leading zero must be octal")
+                .map(|(_, v)| v);
         }
         (&literal[1..], 8)
     } else {
         (literal, 10)
     };
     match u64::from_str_radix(digits, radix) {
-        Ok(magnitude) => Ok(ValueKind::Int { negative: false, magnitude }),
+        Ok(magnitude) => Ok(ValueKind::Int {
+            negative: false,
+            magnitude,
+        }),
         Err(_) => fail(start, "integer literal out of range").map(|(_, v)| v),
     }
 }

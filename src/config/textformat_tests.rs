@@ -27,11 +27,16 @@ fn render_value(v: &Value) -> String {
             s.push('"');
             s
         }
-        ValueKind::Int { negative, magnitude } => {
+        ValueKind::Int {
+            negative,
+            magnitude,
+        } => {
             format!("{}{magnitude}", if *negative { "-" } else { "" })
         }
         ValueKind::Float(x) => format!("f{x}"),
-        ValueKind::Ident { negative, name } => format!("{}{name}", if *negative { "-" } else { "" }),
+        ValueKind::Ident { negative, name } => {
+            format!("{}{name}", if *negative { "-" } else { "" })
+        }
     }
 }
 
@@ -78,8 +83,14 @@ fn lists() {
     check("dims: []", "dims=[]");
     check("dims: [ ]", "dims=[]");
     check("dims: [-1]", "dims=[-1]");
-    check("input [ { name: \"a\" }, { name: \"b\" } ]", "input=[{name=\"a\"}, {name=\"b\"}]");
-    check("input: [ { name: \"a\" }, < name: \"b\" > ]", "input=[{name=\"a\"}, {name=\"b\"}]");
+    check(
+        "input [ { name: \"a\" }, { name: \"b\" } ]",
+        "input=[{name=\"a\"}, {name=\"b\"}]",
+    );
+    check(
+        "input: [ { name: \"a\" }, < name: \"b\" > ]",
+        "input=[{name=\"a\"}, {name=\"b\"}]",
+    );
     check("input []", "input=[]");
     check("s: [\"a\", 'b' \"c\"]", "s=[\"a\", \"bc\"]");
     check("k: [A, B]", "k=[A, B]");
@@ -133,44 +144,107 @@ fn numbers() {
     check("n: -inf", "n=-inf");
     check("n: -Infinity", "n=-Infinity");
     check("n: nan", "n=nan");
-    check("b: true b: t b: True b: false b: f b: False", "b=true b=t b=True b=false b=f b=False");
+    check(
+        "b: true b: t b: True b: false b: f b: False",
+        "b=true b=t b=True b=false b=f b=False",
+    );
     check("e: TYPE_FP32", "e=TYPE_FP32");
 }
 
 #[test]
 fn syntax_errors() {
-    check("a 1", "error 1:3: expected `:` after field name `a`, found `1`");
+    check(
+        "a 1",
+        "error 1:3: expected `:` after field name `a`, found `1`",
+    );
     check("a: ", "error 1:4: expected a value, found end of input");
     check("a: }", "error 1:4: expected a value, found `}`");
     check("}", "error 1:1: unexpected `}` with no open message");
-    check("a: 1\n  >", "error 2:3: unexpected `>` with no open message");
-    check("m {\n a: 1\n", "error 3:1: expected `}` to close `{` at 1:3, found end of input");
-    check("m { a: 1 >", "error 1:10: expected `}` to close `{` at 1:3, found `>`");
-    check("m < a: 1 }", "error 1:10: expected `>` to close `<` at 1:3, found `}`");
+    check(
+        "a: 1\n  >",
+        "error 2:3: unexpected `>` with no open message",
+    );
+    check(
+        "m {\n a: 1\n",
+        "error 3:1: expected `}` to close `{` at 1:3, found end of input",
+    );
+    check(
+        "m { a: 1 >",
+        "error 1:10: expected `}` to close `{` at 1:3, found `>`",
+    );
+    check(
+        "m < a: 1 }",
+        "error 1:10: expected `>` to close `<` at 1:3, found `}`",
+    );
     check("1: 2", "error 1:1: expected a field name, found `1`");
-    check("a: [1, 2", "error 1:9: expected `,` or `]` in the list opened at 1:4, found end of input");
-    check("a: [1 2]", "error 1:7: expected `,` or `]` in the list opened at 1:4, found `2`");
+    check(
+        "a: [1, 2",
+        "error 1:9: expected `,` or `]` in the list opened at 1:4, found end of input",
+    );
+    check(
+        "a: [1 2]",
+        "error 1:7: expected `,` or `]` in the list opened at 1:4, found `2`",
+    );
     check("a: [1,]", "error 1:7: expected a value, found `]`");
-    check("dims [1, 2]", "error 1:7: expected `{` (a list without `:` holds messages), found `1`");
-    check("[ext.field]: 1", "error 1:1: extension and Any fields (`[type.name]`) are not supported in a model configuration");
-    check("m { [type.googleapis.com/x] { } }", "error 1:5: extension and Any fields (`[type.name]`) are not supported in a model configuration");
-    check("a: -", "error 1:5: expected a number after `-`, found end of input");
-    check("a: -\"x\"", "error 1:5: expected a number after `-`, found `\"`");
+    check(
+        "dims [1, 2]",
+        "error 1:7: expected `{` (a list without `:` holds messages), found `1`",
+    );
+    check(
+        "[ext.field]: 1",
+        "error 1:1: extension and Any fields (`[type.name]`) are not supported in a model configuration",
+    );
+    check(
+        "m { [type.googleapis.com/x] { } }",
+        "error 1:5: extension and Any fields (`[type.name]`) are not supported in a model configuration",
+    );
+    check(
+        "a: -",
+        "error 1:5: expected a number after `-`, found end of input",
+    );
+    check(
+        "a: -\"x\"",
+        "error 1:5: expected a number after `-`, found `\"`",
+    );
     check("a: @", "error 1:4: expected a value, found `@`");
-    check("héllo: 1", "error 1:2: expected `:` after field name `h`, found `éllo`");
+    check(
+        "héllo: 1",
+        "error 1:2: expected `:` after field name `h`, found `éllo`",
+    );
     check("a: 1 é: 2", "error 1:6: expected a field name, found `é`");
 }
 
 #[test]
 fn number_errors() {
-    check("n: 08", "error 1:4: numbers starting with a leading zero must be octal");
-    check("n: 12abc", "error 1:6: need space between number and identifier, found `abc`");
-    check("n: 0x", "error 1:5: need space between number and identifier, found `x`");
-    check("n: 0xfg", "error 1:7: need space between number and identifier, found `g`");
+    check(
+        "n: 08",
+        "error 1:4: numbers starting with a leading zero must be octal",
+    );
+    check(
+        "n: 12abc",
+        "error 1:6: need space between number and identifier, found `abc`",
+    );
+    check(
+        "n: 0x",
+        "error 1:5: need space between number and identifier, found `x`",
+    );
+    check(
+        "n: 0xfg",
+        "error 1:7: need space between number and identifier, found `g`",
+    );
     check("n: 1e", "error 1:6: expected digits after the exponent `e`");
-    check("n: 1e+", "error 1:7: expected digits after the exponent `e`");
-    check("n: 18446744073709551616", "error 1:4: integer literal out of range");
-    check("n: 0x10000000000000000", "error 1:4: integer literal out of range");
+    check(
+        "n: 1e+",
+        "error 1:7: expected digits after the exponent `e`",
+    );
+    check(
+        "n: 18446744073709551616",
+        "error 1:4: integer literal out of range",
+    );
+    check(
+        "n: 0x10000000000000000",
+        "error 1:4: integer literal out of range",
+    );
     check("n: 1.5.5", "error 1:7: unexpected `.` after a number");
     check("n: 1..5", "error 1:6: unexpected `.` after a number");
 }
@@ -179,28 +253,52 @@ fn number_errors() {
 fn string_errors() {
     check("s: \"abc", "error 1:4: unterminated string literal");
     check("s: 'abc\"", "error 1:4: unterminated string literal");
-    check("s: \"ab\ncd\"", "error 1:4: unterminated string literal (strings cannot span lines)");
+    check(
+        "s: \"ab\ncd\"",
+        "error 1:4: unterminated string literal (strings cannot span lines)",
+    );
     check(r#"s: "\q""#, r#"error 1:5: invalid escape sequence `\q`"#);
     check(r#"s: "\x""#, r#"error 1:5: expected hex digits after `\x`"#);
-    check(r#"s: "\u12""#, r#"error 1:5: expected 4 hex digits after `\u`"#);
-    check(r#"s: "\ud800""#, "error 1:5: unpaired surrogate in unicode escape");
-    check(r#"s: "\U00110000""#, "error 1:5: invalid unicode escape (code point 0x110000)");
+    check(
+        r#"s: "\u12""#,
+        r#"error 1:5: expected 4 hex digits after `\u`"#,
+    );
+    check(
+        r#"s: "\ud800""#,
+        "error 1:5: unpaired surrogate in unicode escape",
+    );
+    check(
+        r#"s: "\U00110000""#,
+        "error 1:5: invalid unicode escape (code point 0x110000)",
+    );
     check("s: \"a\\", "error 1:6: unterminated string literal");
 }
 
 #[test]
 fn positions_are_one_based_in_characters() {
-    let err = parse("# c\nname: \"m\"\n\téé: 1").err().map(|e| e.to_string());
-    assert_eq!(err.as_deref(), Some("3:2: expected a field name, found `éé`"));
-    let fields = parse("# c\nname: \"m\"\n  input [ { dims: [ 4, -1 ] } ]\n\tx: 1").unwrap_or_default();
+    let err = parse("# c\nname: \"m\"\n\téé: 1")
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(
+        err.as_deref(),
+        Some("3:2: expected a field name, found `éé`")
+    );
+    let fields =
+        parse("# c\nname: \"m\"\n  input [ { dims: [ 4, -1 ] } ]\n\tx: 1").unwrap_or_default();
     assert_eq!(fields[0].pos, Pos::new(2, 1));
     assert_eq!(fields[0].value.pos, Pos::new(2, 7));
     assert_eq!(fields[1].pos, Pos::new(3, 3));
-    let ValueKind::List(items) = &fields[1].value.kind else { panic!("not a list") };
+    let ValueKind::List(items) = &fields[1].value.kind else {
+        panic!("not a list")
+    };
     assert_eq!(items[0].pos, Pos::new(3, 11));
-    let ValueKind::Message(inner) = &items[0].kind else { panic!("not a message") };
+    let ValueKind::Message(inner) = &items[0].kind else {
+        panic!("not a message")
+    };
     assert_eq!(inner[0].pos, Pos::new(3, 13));
-    let ValueKind::List(dims) = &inner[0].value.kind else { panic!("not a list") };
+    let ValueKind::List(dims) = &inner[0].value.kind else {
+        panic!("not a list")
+    };
     assert_eq!(dims[1].pos, Pos::new(3, 24));
     assert_eq!(fields[2].pos, Pos::new(4, 2));
     let fields = parse("s: \"ééé\" t: 1").unwrap_or_default();
@@ -211,8 +309,18 @@ fn positions_are_one_based_in_characters() {
 fn depth_limit() {
     let ok = format!("{}{}", "m { ".repeat(MAX_DEPTH), "} ".repeat(MAX_DEPTH));
     assert!(parse(&ok).is_ok());
-    let deep = format!("{}{}", "m { ".repeat(MAX_DEPTH + 1), "} ".repeat(MAX_DEPTH + 1));
-    check(&deep, &format!("error 1:{}: nesting is deeper than 100 levels", 4 * MAX_DEPTH + 3));
+    let deep = format!(
+        "{}{}",
+        "m { ".repeat(MAX_DEPTH + 1),
+        "} ".repeat(MAX_DEPTH + 1)
+    );
+    check(
+        &deep,
+        &format!(
+            "error 1:{}: nesting is deeper than 100 levels",
+            4 * MAX_DEPTH + 3
+        ),
+    );
     let hostile = "m {".repeat(100_000);
     assert!(parse(&hostile).is_err());
     let hostile_list = format!("m: [{}", "{ a [".repeat(50_000));

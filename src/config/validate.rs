@@ -89,21 +89,30 @@ fn model_config(cfg: &ModelConfig, ctx: &ValidateContext<'_>, out: &mut Errors) 
     }
     if cfg.backend.is_empty() {
         if cfg.platform != ENSEMBLE_PLATFORM {
-            out.push("platform", format!("unexpected platform type '{}' for {name}", cfg.platform));
+            out.push(
+                "platform",
+                format!("unexpected platform type '{}' for {name}", cfg.platform),
+            );
         }
     } else if cfg.platform == ENSEMBLE_PLATFORM {
         out.push(
             "backend",
-            format!("Ensemble model '{name}' must have platform type '{}' and empty backend type", cfg.platform),
+            format!(
+                "Ensemble model '{name}' must have platform type '{}' and empty backend type",
+                cfg.platform
+            ),
         );
     }
-    if let Some(bt) = backend_type(&cfg.backend) {
-        if platform_type(&cfg.platform) != Some(bt) {
-            out.push(
-                "platform",
-                format!("unexpected 'platform' and 'backend' pair, got:{}, {}", cfg.platform, cfg.backend),
-            );
-        }
+    if let Some(bt) = backend_type(&cfg.backend)
+        && platform_type(&cfg.platform) != Some(bt)
+    {
+        out.push(
+            "platform",
+            format!(
+                "unexpected 'platform' and 'backend' pair, got:{}, {}",
+                cfg.platform, cfg.backend
+            ),
+        );
     }
     if !cfg.backend.is_empty() && !ctx.backends.contains(&cfg.backend.as_str()) {
         let suggestion = Suggestion(nearest(&cfg.backend, ctx.backends.iter().copied()));
@@ -111,26 +120,43 @@ fn model_config(cfg: &ModelConfig, ctx: &ValidateContext<'_>, out: &mut Errors) 
         known.sort_unstable();
         out.push(
             "backend",
-            format!("unknown backend '{}' for {name} (known backends: {}){suggestion}", cfg.backend, known.join(", ")),
+            format!(
+                "unknown backend '{}' for {name} (known backends: {}){suggestion}",
+                cfg.backend,
+                known.join(", ")
+            ),
         );
     }
     if cfg.max_batch_size < 0 {
-        out.push("max_batch_size", format!("'max_batch_size' must be non-negative value for {name}"));
+        out.push(
+            "max_batch_size",
+            format!("'max_batch_size' must be non-negative value for {name}"),
+        );
     }
     version_policy(cfg, out);
     match &cfg.scheduling_choice {
         Some(SchedulingChoice::DynamicBatching(db)) => dynamic_batching(cfg, db, out),
-        Some(SchedulingChoice::SequenceBatching(sb)) => validate_sequence::sequence_batching(cfg, sb, out),
+        Some(SchedulingChoice::SequenceBatching(sb)) => {
+            validate_sequence::sequence_batching(cfg, sb, out)
+        }
         Some(SchedulingChoice::EnsembleScheduling(es)) => validate_ensemble::ensemble(cfg, es, out),
         None => {}
     }
-    if cfg.platform == ENSEMBLE_PLATFORM && !matches!(cfg.scheduling_choice, Some(SchedulingChoice::EnsembleScheduling(_))) {
+    if cfg.platform == ENSEMBLE_PLATFORM
+        && !matches!(
+            cfg.scheduling_choice,
+            Some(SchedulingChoice::EnsembleScheduling(_))
+        )
+    {
         out.push(
             "platform",
             format!("ensemble scheduling must be set for ensemble {name} whose platform is {ENSEMBLE_PLATFORM}"),
         );
     }
-    let decoupled = cfg.model_transaction_policy.as_ref().is_some_and(|p| p.decoupled);
+    let decoupled = cfg
+        .model_transaction_policy
+        .as_ref()
+        .is_some_and(|p| p.decoupled);
     if decoupled && cfg.response_cache.as_ref().is_some_and(|c| c.enable) {
         out.push(
             "response_cache.enable",
@@ -143,7 +169,10 @@ fn model_config(cfg: &ModelConfig, ctx: &ValidateContext<'_>, out: &mut Errors) 
 
 fn version_policy(cfg: &ModelConfig, out: &mut Errors) {
     let Some(policy) = &cfg.version_policy else {
-        out.push("version_policy", format!("must specify 'version policy' for {}", cfg.name));
+        out.push(
+            "version_policy",
+            format!("must specify 'version policy' for {}", cfg.name),
+        );
         return;
     };
     match &policy.policy_choice {
@@ -151,13 +180,22 @@ fn version_policy(cfg: &ModelConfig, out: &mut Errors) {
             for (i, v) in s.versions.iter().enumerate() {
                 if *v <= 0 {
                     let path = index_path("version_policy.specific.versions", i);
-                    out.push(path, format!("model version must be a positive integer, got {v} for {}", cfg.name));
+                    out.push(
+                        path,
+                        format!(
+                            "model version must be a positive integer, got {v} for {}",
+                            cfg.name
+                        ),
+                    );
                 }
             }
         }
         Some(PolicyChoice::Latest(l)) if l.num_versions == 0 => out.push(
             "version_policy.latest.num_versions",
-            format!("at least one version must be available under the version policy of model '{}'", cfg.name),
+            format!(
+                "at least one version must be available under the version policy of model '{}'",
+                cfg.name
+            ),
         ),
         _ => {}
     }
@@ -168,9 +206,15 @@ fn dynamic_batching(cfg: &ModelConfig, db: &ModelDynamicBatching, out: &mut Erro
     for (i, size) in db.preferred_batch_size.iter().enumerate() {
         let path = index_path("dynamic_batching.preferred_batch_size", i);
         if *size <= 0 {
-            out.push(path, format!("dynamic batching preferred size must be positive for {name}"));
+            out.push(
+                path,
+                format!("dynamic batching preferred size must be positive for {name}"),
+            );
         } else if *size > cfg.max_batch_size {
-            out.push(path, format!("dynamic batching preferred size must be <= max batch size for {name}"));
+            out.push(
+                path,
+                format!("dynamic batching preferred size must be <= max batch size for {name}"),
+            );
         }
     }
     let levels = db.priority_levels;
@@ -196,15 +240,22 @@ fn dynamic_batching(cfg: &ModelConfig, db: &ModelDynamicBatching, out: &mut Erro
         if levels > 1 {
             out.push(
                 "dynamic_batching.priority_levels",
-                format!("Only one priority level is allowed when 'preserve_ordering' is true for {name}"),
+                format!(
+                    "Only one priority level is allowed when 'preserve_ordering' is true for {name}"
+                ),
             );
         }
         let delays = |p: &crate::proto::inference::ModelQueuePolicy| {
             p.default_timeout_microseconds != 0 && p.timeout_action == TimeoutAction::Delay as i32
         };
-        let delay_msg = format!("Queue policy can not have DELAY as timeout action when 'preserve_ordering' is true for {name}");
+        let delay_msg = format!(
+            "Queue policy can not have DELAY as timeout action when 'preserve_ordering' is true for {name}"
+        );
         if db.default_queue_policy.as_ref().is_some_and(delays) {
-            out.push("dynamic_batching.default_queue_policy.timeout_action", delay_msg.clone());
+            out.push(
+                "dynamic_batching.default_queue_policy.timeout_action",
+                delay_msg.clone(),
+            );
         }
         let mut policies: Vec<_> = db.priority_queue_policy.iter().collect();
         policies.sort_unstable_by_key(|(k, _)| **k);
@@ -219,12 +270,18 @@ fn dynamic_batching(cfg: &ModelConfig, db: &ModelDynamicBatching, out: &mut Erro
 
 /// `ValidateInstanceGroup`.
 fn instance_groups(cfg: &ModelConfig, ctx: &ValidateContext<'_>, out: &mut Errors) {
-    if matches!(cfg.scheduling_choice, Some(SchedulingChoice::EnsembleScheduling(_))) {
+    if matches!(
+        cfg.scheduling_choice,
+        Some(SchedulingChoice::EnsembleScheduling(_))
+    ) {
         return;
     }
     let name = &cfg.name;
     if cfg.instance_group.is_empty() {
-        out.push("instance_group", format!("must specify one or more 'instance group's for {name}"));
+        out.push(
+            "instance_group",
+            format!("must specify one or more 'instance group's for {name}"),
+        );
     }
     for (i, group) in cfg.instance_group.iter().enumerate() {
         let path = index_path("instance_group", i);
@@ -232,20 +289,33 @@ fn instance_groups(cfg: &ModelConfig, ctx: &ValidateContext<'_>, out: &mut Error
         let kind = GroupKind::try_from(group.kind);
         match kind {
             Ok(GroupKind::Model) if !group.gpus.is_empty() => {
-                out.push(field_path(&path, "gpus"), format!("{prefix} has kind KIND_MODEL but specifies one or more GPUs"));
+                out.push(
+                    field_path(&path, "gpus"),
+                    format!("{prefix} has kind KIND_MODEL but specifies one or more GPUs"),
+                );
             }
             Ok(GroupKind::Gpu) if group.gpus.is_empty() && ctx.gpus.is_empty() => {
-                out.push(field_path(&path, "kind"), format!("{prefix} has kind KIND_GPU but no GPUs are available"));
+                out.push(
+                    field_path(&path, "kind"),
+                    format!("{prefix} has kind KIND_GPU but no GPUs are available"),
+                );
             }
             Ok(GroupKind::Gpu) if group.gpus.is_empty() => {
-                out.push(field_path(&path, "gpus"), format!("{prefix} has kind KIND_GPU but specifies no GPUs"));
+                out.push(
+                    field_path(&path, "gpus"),
+                    format!("{prefix} has kind KIND_GPU but specifies no GPUs"),
+                );
             }
             Ok(GroupKind::Gpu) => {
                 let mut present: Vec<i32> = ctx.gpus.to_vec();
                 present.sort_unstable();
                 present.dedup();
                 let list: Vec<String> = present.iter().map(i32::to_string).collect();
-                let list = if list.is_empty() { "none (no GPUs are available)".to_string() } else { list.join(", ") };
+                let list = if list.is_empty() {
+                    "none (no GPUs are available)".to_string()
+                } else {
+                    list.join(", ")
+                };
                 for (j, gid) in group.gpus.iter().enumerate() {
                     if !ctx.gpus.contains(gid) {
                         out.push(
@@ -258,14 +328,23 @@ fn instance_groups(cfg: &ModelConfig, ctx: &ValidateContext<'_>, out: &mut Error
                 }
             }
             Ok(GroupKind::Cpu) if !group.gpus.is_empty() => {
-                out.push(field_path(&path, "gpus"), format!("{prefix} has kind KIND_CPU but specifies one or more GPUs"));
+                out.push(
+                    field_path(&path, "gpus"),
+                    format!("{prefix} has kind KIND_CPU but specifies one or more GPUs"),
+                );
             }
             Ok(GroupKind::Model | GroupKind::Cpu) => {}
             Ok(GroupKind::Auto) => {
-                out.push(field_path(&path, "kind"), format!("{prefix} has unexpected kind KIND_AUTO"));
+                out.push(
+                    field_path(&path, "kind"),
+                    format!("{prefix} has unexpected kind KIND_AUTO"),
+                );
             }
             Err(_) => {
-                out.push(field_path(&path, "kind"), format!("{prefix} has unknown kind {}", group.kind));
+                out.push(
+                    field_path(&path, "kind"),
+                    format!("{prefix} has unknown kind {}", group.kind),
+                );
             }
         }
         if cfg.platform != TENSORRT_PLAN_PLATFORM && !group.profile.is_empty() {

@@ -56,16 +56,28 @@ pub(crate) fn ensemble(cfg: &ModelConfig, es: &ModelEnsembling, out: &mut Errors
         );
     }
     if !cfg.instance_group.is_empty() {
-        out.push("instance_group", format!("instance group should not be specified for ensemble '{name}'"));
+        out.push(
+            "instance_group",
+            format!("instance group should not be specified for ensemble '{name}'"),
+        );
     }
     if cfg.optimization.is_some() {
-        out.push("optimization", format!("optimization should not be specified for ensemble '{name}'"));
+        out.push(
+            "optimization",
+            format!("optimization should not be specified for ensemble '{name}'"),
+        );
     }
     if !cfg.model_warmup.is_empty() {
-        out.push("model_warmup", format!("model_warmup can not be specified for ensemble '{name}'"));
+        out.push(
+            "model_warmup",
+            format!("model_warmup can not be specified for ensemble '{name}'"),
+        );
     }
     if es.step.is_empty() {
-        out.push("ensemble_scheduling.step", format!("must specify 'step' for ensemble '{name}'"));
+        out.push(
+            "ensemble_scheduling.step",
+            format!("must specify 'step' for ensemble '{name}'"),
+        );
         return;
     }
     let Some(mut graph) = build_graph(cfg, es, out) else {
@@ -91,7 +103,10 @@ fn build_graph(cfg: &ModelConfig, es: &ModelEnsembling, out: &mut Errors) -> Opt
             None
         };
         if let Some(field) = missing {
-            out.push(field_path(&path, field), format!("must specify '{field}' in step {i} of ensemble '{name}'"));
+            out.push(
+                field_path(&path, field),
+                format!("must specify '{field}' in step {i} of ensemble '{name}'"),
+            );
             return None;
         }
         let outputs: BTreeMap<&String, &String> = step.output_map.iter().collect();
@@ -135,7 +150,10 @@ fn data_flow(cfg: &ModelConfig, g: &mut Graph, out: &mut Errors) {
             // Triton's message has this unbalanced quote.
             out.push(
                 field_path(&index_path("input", i), "name"),
-                format!("ensemble input '{}' for ensemble {name}' is not used", input.name),
+                format!(
+                    "ensemble input '{}' for ensemble {name}' is not used",
+                    input.name
+                ),
             );
             return;
         };
@@ -158,13 +176,24 @@ fn data_flow(cfg: &ModelConfig, g: &mut Graph, out: &mut Errors) {
     for (i, output) in cfg.output.iter().enumerate() {
         let path = field_path(&index_path("output", i), "name");
         let Some(&t) = g.index.get(&output.name) else {
-            out.push(path, format!("ensemble output '{}' for ensemble {name}' is not used", output.name));
+            out.push(
+                path,
+                format!(
+                    "ensemble output '{}' for ensemble {name}' is not used",
+                    output.name
+                ),
+            );
             return;
         };
         if !g.tensors[t].ready {
-            let mut msg = format!("output '{}' for ensemble '{name}' is not written", output.name);
+            let mut msg = format!(
+                "output '{}' for ensemble '{name}' is not written",
+                output.name
+            );
             if let Some(source) = not_ready_source(g, t) {
-                msg.push_str(&format!(": at least one of its depending tensors, '{source}', is not connected"));
+                msg.push_str(&format!(
+                    ": at least one of its depending tensors, '{source}', is not connected"
+                ));
             }
             out.push(path, msg);
             return;
@@ -180,7 +209,13 @@ fn data_flow(cfg: &ModelConfig, g: &mut Graph, out: &mut Errors) {
         .collect();
     unused.sort_by(|a, b| a.name.cmp(&b.name));
     for t in unused {
-        out.push(t.path.clone(), format!("ensemble tensor '{}' is unused in ensemble '{name}'", t.name));
+        out.push(
+            t.path.clone(),
+            format!(
+                "ensemble tensor '{}' is unused in ensemble '{name}'",
+                t.name
+            ),
+        );
     }
 }
 
@@ -189,7 +224,11 @@ fn not_ready_source(g: &Graph, start: usize) -> Option<&str> {
     let mut seen = HashSet::new();
     let mut last = start;
     let mut current = start;
-    while let Some(&p) = g.tensors[current].prev.iter().find(|&&p| !g.tensors[p].ready && !seen.contains(&p)) {
+    while let Some(&p) = g.tensors[current]
+        .prev
+        .iter()
+        .find(|&&p| !g.tensors[p].ready && !seen.contains(&p))
+    {
         seen.insert(p);
         last = p;
         current = p;

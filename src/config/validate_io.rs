@@ -37,16 +37,28 @@ pub(crate) fn model_io(cfg: &ModelConfig, out: &mut Errors) {
             is_non_linear_format_io: input.is_non_linear_format_io,
         };
         duplicate(&mut seen, &input.name, "input", &path, &suffix, out);
-        let Some((p, msg)) = io_shape(&io, cfg.max_batch_size, "model input ", &path).or_else(|| {
-            let nhwc = input.format == Format::Nhwc as i32 || input.format == Format::Nchw as i32;
-            if nhwc && input.dims.len() != 3 {
-                return Some((field_path(&path, "dims"), "model input NHWC/NCHW require 3 dims".to_string()));
-            }
-            if Format::try_from(input.format).is_err() {
-                return Some((field_path(&path, "format"), format!("model input '{}' has unknown format {}", input.name, input.format)));
-            }
-            io_platform(&io, &cfg.platform, "input", &path)
-        }) else {
+        let Some((p, msg)) =
+            io_shape(&io, cfg.max_batch_size, "model input ", &path).or_else(|| {
+                let nhwc =
+                    input.format == Format::Nhwc as i32 || input.format == Format::Nchw as i32;
+                if nhwc && input.dims.len() != 3 {
+                    return Some((
+                        field_path(&path, "dims"),
+                        "model input NHWC/NCHW require 3 dims".to_string(),
+                    ));
+                }
+                if Format::try_from(input.format).is_err() {
+                    return Some((
+                        field_path(&path, "format"),
+                        format!(
+                            "model input '{}' has unknown format {}",
+                            input.name, input.format
+                        ),
+                    ));
+                }
+                io_platform(&io, &cfg.platform, "input", &path)
+            })
+        else {
             continue;
         };
         out.push(p, msg + &suffix);
@@ -74,55 +86,96 @@ pub(crate) fn model_io(cfg: &ModelConfig, out: &mut Errors) {
 
 /// Two inputs (or two outputs) of one name: Triton keeps one silently;
 /// despina refuses the config.
-fn duplicate<'a>(seen: &mut HashSet<&'a str>, name: &'a str, what: &str, path: &str, suffix: &str, out: &mut Errors) {
+fn duplicate<'a>(
+    seen: &mut HashSet<&'a str>,
+    name: &'a str,
+    what: &str,
+    path: &str,
+    suffix: &str,
+    out: &mut Errors,
+) {
     if !name.is_empty() && !seen.insert(name) {
-        out.push(field_path(path, "name"), format!("model {what} '{name}' is specified more than once{suffix}"));
+        out.push(
+            field_path(path, "name"),
+            format!("model {what} '{name}' is specified more than once{suffix}"),
+        );
     }
 }
 
 /// `ValidateIOShape`: the first problem of one input or output.
-fn io_shape(io: &Io<'_>, max_batch_size: i32, prefix: &str, path: &str) -> Option<(String, String)> {
+fn io_shape(
+    io: &Io<'_>,
+    max_batch_size: i32,
+    prefix: &str,
+    path: &str,
+) -> Option<(String, String)> {
     if io.name.is_empty() {
-        return Some((field_path(path, "name"), format!("{prefix}must specify 'name'")));
+        return Some((
+            field_path(path, "name"),
+            format!("{prefix}must specify 'name'"),
+        ));
     }
     let prefix = format!("{prefix}'{}' ", io.name);
     if io.data_type == DataType::TypeInvalid as i32 {
-        return Some((field_path(path, "data_type"), format!("{prefix}must specify 'data_type'")));
+        return Some((
+            field_path(path, "data_type"),
+            format!("{prefix}must specify 'data_type'"),
+        ));
     }
     if DataType::try_from(io.data_type).is_err() {
-        return Some((field_path(path, "data_type"), format!("{prefix}has unknown data type {}", io.data_type)));
+        return Some((
+            field_path(path, "data_type"),
+            format!("{prefix}has unknown data type {}", io.data_type),
+        ));
     }
     if io.dims.is_empty() {
-        return Some((field_path(path, "dims"), format!("{prefix}must specify 'dims'")));
+        return Some((
+            field_path(path, "dims"),
+            format!("{prefix}must specify 'dims'"),
+        ));
     }
-    if let Some(r) = io.reshape {
-        if r.shape.is_empty() && max_batch_size == 0 {
-            return Some((
-                field_path(path, "reshape"),
-                format!("{prefix}cannot have empty reshape for non-batching model as scalar tensors are not supported"),
-            ));
-        }
+    if let Some(r) = io.reshape
+        && r.shape.is_empty()
+        && max_batch_size == 0
+    {
+        return Some((
+            field_path(path, "reshape"),
+            format!(
+                "{prefix}cannot have empty reshape for non-batching model as scalar tensors are not supported"
+            ),
+        ));
     }
     let dims_path = field_path(path, "dims");
     if let Some(j) = io.dims.iter().position(|d| *d < 1 && *d != WILDCARD_DIM) {
         return Some((
             index_path(&dims_path, j),
-            format!("{prefix}dimension must be integer >= 1, or -1 to indicate a variable-size dimension"),
+            format!(
+                "{prefix}dimension must be integer >= 1, or -1 to indicate a variable-size dimension"
+            ),
         ));
     }
     let reshape = io.reshape?;
     let shape_path = field_path(&field_path(path, "reshape"), "shape");
-    if let Some(j) = reshape.shape.iter().position(|d| *d < 1 && *d != WILDCARD_DIM) {
+    if let Some(j) = reshape
+        .shape
+        .iter()
+        .position(|d| *d < 1 && *d != WILDCARD_DIM)
+    {
         return Some((
             index_path(&shape_path, j),
-            format!("{prefix}reshape dimensions must be integer >= 1, or -1 to indicate a variable-size dimension"),
+            format!(
+                "{prefix}reshape dimensions must be integer >= 1, or -1 to indicate a variable-size dimension"
+            ),
         ));
     }
     let dims_size = element_count(io.dims);
     let reshape_size = element_count(&reshape.shape);
     // An empty reshape (a scalar) needs dims with exactly one element.
     if dims_size != reshape_size && (reshape_size != 0 || dims_size != 1) {
-        return Some((shape_path, format!("{prefix}has different size for dims and reshape")));
+        return Some((
+            shape_path,
+            format!("{prefix}has different size for dims and reshape"),
+        ));
     }
     // With variable-size dims, each run between wildcards must match.
     if dims_size == -1 {
@@ -131,11 +184,16 @@ fn io_shape(io: &Io<'_>, max_batch_size: i32, prefix: &str, path: &str) -> Optio
         if a.len() != b.len() {
             return Some((
                 shape_path,
-                format!("{prefix}has different number of variable-size dimensions for dims and reshape"),
+                format!(
+                    "{prefix}has different number of variable-size dimensions for dims and reshape"
+                ),
             ));
         }
         if a != b {
-            return Some((shape_path, format!("{prefix}has different size for dims and reshape")));
+            return Some((
+                shape_path,
+                format!("{prefix}has different size for dims and reshape"),
+            ));
         }
     }
     None
@@ -181,7 +239,10 @@ fn io_platform(io: &Io<'_>, platform: &str, what: &str, path: &str) -> Option<(S
             ));
         }
         if io.dims.len() != 3 {
-            return Some((field_path(path, "dims"), format!("Non-linear IO format {what} requires 3 dims")));
+            return Some((
+                field_path(path, "dims"),
+                format!("Non-linear IO format {what} requires 3 dims"),
+            ));
         }
     }
     None
@@ -203,7 +264,10 @@ fn batch_io(cfg: &ModelConfig, suffix: &str, out: &mut Errors) {
                 ),
             ),
             Ok(_) => {}
-            Err(_) => out.push(field_path(&path, "kind"), format!("unknown batch input kind '{}'{suffix}", b.kind)),
+            Err(_) => out.push(
+                field_path(&path, "kind"),
+                format!("unknown batch input kind '{}'{suffix}", b.kind),
+            ),
         }
         if b.data_type != DataType::TypeInt32 as i32 && b.data_type != DataType::TypeFp32 as i32 {
             out.push(
@@ -230,7 +294,10 @@ fn batch_io(cfg: &ModelConfig, suffix: &str, out: &mut Errors) {
                 ),
             ),
             Ok(_) => {}
-            Err(_) => out.push(field_path(&path, "kind"), format!("unknown batch output kind '{}'{suffix}", b.kind)),
+            Err(_) => out.push(
+                field_path(&path, "kind"),
+                format!("unknown batch output kind '{}'{suffix}", b.kind),
+            ),
         }
         for (j, s) in b.source_input.iter().enumerate() {
             if !inputs.contains(s.as_str()) {
@@ -244,7 +311,10 @@ fn batch_io(cfg: &ModelConfig, suffix: &str, out: &mut Errors) {
             if !outputs.contains(t.as_str()) {
                 out.push(p, format!("unknown target output name '{t}'{suffix}"));
             } else if !targets.insert(t.as_str()) {
-                out.push(p, format!("target output name '{t}' can only be specified once{suffix}"));
+                out.push(
+                    p,
+                    format!("target output name '{t}' can only be specified once{suffix}"),
+                );
             }
         }
     }

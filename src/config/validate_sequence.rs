@@ -42,7 +42,12 @@ pub(crate) fn sequence_batching(cfg: &ModelConfig, sb: &ModelSequenceBatching, o
             for (i, size) in oldest.preferred_batch_size.iter().enumerate() {
                 let path = index_path("sequence_batching.oldest.preferred_batch_size", i);
                 if *size <= 0 {
-                    out.push(path, format!("sequence batching preferred batch size must be positive for {name}"));
+                    out.push(
+                        path,
+                        format!(
+                            "sequence batching preferred batch size must be positive for {name}"
+                        ),
+                    );
                 } else if *size > cfg.max_batch_size {
                     out.push(path, format!("sequence batching preferred batch size must be <= max batch size for {name}"));
                 }
@@ -67,7 +72,10 @@ fn controls(name: &str, sb: &ModelSequenceBatching, out: &mut Errors) {
     for (i, ci) in sb.control_input.iter().enumerate() {
         let path = index_path("sequence_batching.control_input", i);
         if ci.name.is_empty() {
-            out.push(field_path(&path, "name"), format!("sequence batching control tensor must have a name for {name}"));
+            out.push(
+                field_path(&path, "name"),
+                format!("sequence batching control tensor must have a name for {name}"),
+            );
         } else if !tensors.insert(ci.name.as_str()) {
             out.push(
                 field_path(&path, "name"),
@@ -77,20 +85,36 @@ fn controls(name: &str, sb: &ModelSequenceBatching, out: &mut Errors) {
         for (j, c) in ci.control.iter().enumerate() {
             if ControlKind::try_from(c.kind).is_err() {
                 let p = field_path(&index_path(&field_path(&path, "control"), j), "kind");
-                out.push(p, format!("unknown sequence batching control kind {} for {name}", c.kind));
+                out.push(
+                    p,
+                    format!(
+                        "unknown sequence batching control kind {} for {name}",
+                        c.kind
+                    ),
+                );
             }
         }
     }
-    for kind in BOOLEAN_KINDS.into_iter().chain([ControlKind::ControlSequenceCorrid]) {
+    for kind in BOOLEAN_KINDS
+        .into_iter()
+        .chain([ControlKind::ControlSequenceCorrid])
+    {
         let kind_name = kind.as_str_name();
         let mut seen = false;
         for (path, c) in controls_of(sb, kind) {
             if seen {
-                out.push(path, format!("sequence batching specifies multiple {kind_name} tensors for {name}"));
+                out.push(
+                    path,
+                    format!("sequence batching specifies multiple {kind_name} tensors for {name}"),
+                );
                 continue;
             }
             seen = true;
-            let counts = [c.int32_false_true.len(), c.fp32_false_true.len(), c.bool_false_true.len()];
+            let counts = [
+                c.int32_false_true.len(),
+                c.fp32_false_true.len(),
+                c.bool_false_true.len(),
+            ];
             let given = counts.iter().filter(|n| **n > 0).count();
             if kind == ControlKind::ControlSequenceCorrid {
                 if given > 0 {
@@ -135,7 +159,10 @@ fn controls_of(sb: &ModelSequenceBatching, kind: ControlKind) -> Vec<(String, &C
     for (i, ci) in sb.control_input.iter().enumerate() {
         for (j, c) in ci.control.iter().enumerate() {
             if c.kind == kind as i32 {
-                let path = index_path(&field_path(&index_path("sequence_batching.control_input", i), "control"), j);
+                let path = index_path(
+                    &field_path(&index_path("sequence_batching.control_input", i), "control"),
+                    j,
+                );
                 found.push((path, c));
             }
         }
@@ -159,14 +186,29 @@ fn states(sb: &ModelSequenceBatching, out: &mut Errors) {
             );
             continue;
         }
-        let Some(init) = state.initial_state.first() else { continue };
+        let Some(init) = state.initial_state.first() else {
+            continue;
+        };
         let ipath = index_path(&field_path(&path, "initial_state"), 0);
         let problem = if init.data_type != state.data_type {
-            Some(("data_type", format!("The data type used for 'initial_state' field of state '{input}' does not match the state data type")))
+            Some((
+                "data_type",
+                format!(
+                    "The data type used for 'initial_state' field of state '{input}' does not match the state data type"
+                ),
+            ))
         } else if init.name.is_empty() {
-            Some(("name", format!("Field 'name' must be set when using initial_state for state input '{input}'")))
+            Some((
+                "name",
+                format!(
+                    "Field 'name' must be set when using initial_state for state input '{input}'"
+                ),
+            ))
         } else if !with_initial.insert(input.as_str()) {
-            Some(("", format!("State input name '{input}' specified more than once")))
+            Some((
+                "",
+                format!("State input name '{input}' specified more than once"),
+            ))
         } else if init.dims.len() != state.dims.len() {
             Some((
                 "dims",
@@ -177,16 +219,38 @@ fn states(sb: &ModelSequenceBatching, out: &mut Errors) {
                 ),
             ))
         } else if init.dims.contains(&-1) {
-            Some(("dims", format!("'initial_state' field for state input name '{input}' contains variable dimensions")))
-        } else if let Some((a, b)) = init.dims.iter().zip(&state.dims).find(|(a, b)| **b != -1 && a != b) {
-            Some(("dims", format!("'initial_state' dim for input name '{input}' doesn't match 'state' dim description. {a} != {b}")))
+            Some((
+                "dims",
+                format!(
+                    "'initial_state' field for state input name '{input}' contains variable dimensions"
+                ),
+            ))
+        } else if let Some((a, b)) = init
+            .dims
+            .iter()
+            .zip(&state.dims)
+            .find(|(a, b)| **b != -1 && a != b)
+        {
+            Some((
+                "dims",
+                format!(
+                    "'initial_state' dim for input name '{input}' doesn't match 'state' dim description. {a} != {b}"
+                ),
+            ))
         } else if init.state_data.is_none() {
-            Some(("", format!("initial_state setting expects state'{input}' to have state_data set")))
+            Some((
+                "",
+                format!("initial_state setting expects state'{input}' to have state_data set"),
+            ))
         } else {
             None
         };
         if let Some((field, msg)) = problem {
-            let p = if field.is_empty() { ipath } else { field_path(&ipath, field) };
+            let p = if field.is_empty() {
+                ipath
+            } else {
+                field_path(&ipath, field)
+            };
             out.push(p, msg);
         }
     }

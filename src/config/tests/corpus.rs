@@ -12,8 +12,16 @@ use crate::config::*;
 
 /// Backend names the recorder served with Python-based stand-ins.
 const STAND_INS: &[&str] = &[
-    "onnxruntime", "pytorch", "tensorflow", "tensorrt", "openvino", "llm", "identity", "square",
-    "add_sub", "sequence",
+    "onnxruntime",
+    "pytorch",
+    "tensorflow",
+    "tensorrt",
+    "openvino",
+    "llm",
+    "identity",
+    "square",
+    "add_sub",
+    "sequence",
 ];
 
 fn corpus_dir() -> PathBuf {
@@ -32,7 +40,11 @@ impl Case {
     }
 
     fn label(&self) -> String {
-        self.dir.strip_prefix(corpus_dir()).unwrap_or(&self.dir).display().to_string()
+        self.dir
+            .strip_prefix(corpus_dir())
+            .unwrap_or(&self.dir)
+            .display()
+            .to_string()
     }
 }
 
@@ -40,14 +52,19 @@ pub(crate) fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     let mut stack = vec![corpus_dir()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             if e.path().is_dir() {
                 stack.push(e.path());
             }
         }
         if let Ok(text) = fs::read_to_string(dir.join("config.pbtxt")) {
-            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             out.push(Case { dir, name, text });
         }
     }
@@ -57,17 +74,24 @@ pub(crate) fn cases() -> Vec<Case> {
 
 /// The version folder entries the recorder created.
 fn version_entries(case: &Case) -> Vec<DirEntry> {
-    let list = case.read("version_files").unwrap_or_else(|| "model.py\n".to_string());
+    let list = case
+        .read("version_files")
+        .unwrap_or_else(|| "model.py\n".to_string());
     list.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(|l| DirEntry { name: l.trim_end_matches('/').to_string(), is_dir: l.ends_with('/') })
+        .map(|l| DirEntry {
+            name: l.trim_end_matches('/').to_string(),
+            is_dir: l.ends_with('/'),
+        })
         .collect()
 }
 
 /// Whether a step of this ensemble runs a decoupled model of the corpus.
 fn ensemble_decoupled(cfg: &ModelConfig, all: &[Case]) -> bool {
-    let Some(crate::proto::inference::model_config::SchedulingChoice::EnsembleScheduling(es)) = &cfg.scheduling_choice else {
+    let Some(crate::proto::inference::model_config::SchedulingChoice::EnsembleScheduling(es)) =
+        &cfg.scheduling_choice
+    else {
         return false;
     };
     es.step.iter().any(|step| {
@@ -87,7 +111,12 @@ pub(crate) fn load(case: &Case, all: &[Case]) -> Result<ModelConfig, ConfigError
     normalize(&mut cfg, &nctx).map_err(|e| e.locate(&sm))?;
     let mut backends = STAND_INS.to_vec();
     backends.push("python");
-    let vctx = ValidateContext { model_name: &case.name, gpus: &[], backends: &backends, source_map: Some(&sm) };
+    let vctx = ValidateContext {
+        model_name: &case.name,
+        gpus: &[],
+        backends: &backends,
+        source_map: Some(&sm),
+    };
     match validate(&cfg, &vctx).into_iter().next() {
         Some(e) => Err(e),
         None => Ok(cfg),
@@ -98,14 +127,22 @@ pub(crate) fn load(case: &Case, all: &[Case]) -> Result<ModelConfig, ConfigError
 fn expected_json(case: &Case, cfg: &ModelConfig) -> Option<Value> {
     let mut v: Value = serde_json::from_str(&case.read("triton.json")?).ok()?;
     let obj = v.as_object_mut()?;
-    let backend = obj.get("backend").and_then(Value::as_str).unwrap_or("").to_string();
+    let backend = obj
+        .get("backend")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     // The recorder's Python-based stand-in backends report runtime "model.py".
     if STAND_INS.contains(&backend.as_str()) && cfg.runtime.is_empty() {
         obj.insert("runtime".into(), Value::String(String::new()));
     }
     // despina gives its llm backend a default file name; to Triton it is a custom backend.
-    if backend == "llm" && obj.get("default_model_filename") == Some(&Value::String(String::new())) {
-        obj.insert("default_model_filename".into(), Value::String("model.gguf".into()));
+    if backend == "llm" && obj.get("default_model_filename") == Some(&Value::String(String::new()))
+    {
+        obj.insert(
+            "default_model_filename".into(),
+            Value::String("model.gguf".into()),
+        );
     }
     Some(v)
 }
@@ -115,8 +152,12 @@ fn expected_json(case: &Case, cfg: &ModelConfig) -> Option<Value> {
 pub(crate) fn sort_maps(v: &mut Value, desc: &MessageDescriptor) {
     let Value::Object(obj) = v else { return };
     for (key, child) in obj.iter_mut() {
-        let Some(fd) = desc.get_field_by_name(key) else { continue };
-        let Kind::Message(md) = fd.kind() else { continue };
+        let Some(fd) = desc.get_field_by_name(key) else {
+            continue;
+        };
+        let Kind::Message(md) = fd.kind() else {
+            continue;
+        };
         if fd.is_map() {
             let value_desc = match md.map_entry_value_field().kind() {
                 Kind::Message(vd) => Some(vd),
@@ -151,7 +192,11 @@ pub(crate) fn canonical(v: &Value) -> String {
 #[test]
 fn corpus_matches_triton() {
     let all = cases();
-    assert!(all.len() > 100, "corpus not found under {}", corpus_dir().display());
+    assert!(
+        all.len() > 100,
+        "corpus not found under {}",
+        corpus_dir().display()
+    );
     let mut failures = Vec::new();
     let mut checked_json = 0;
     for case in &all {
@@ -163,7 +208,10 @@ fn corpus_matches_triton() {
         };
         if let Some(expect) = case.read("despina_error.txt") {
             if ours != expect.trim_end() {
-                failures.push(format!("{label}: expected error\n  {}\ngot\n  {ours}", expect.trim_end()));
+                failures.push(format!(
+                    "{label}: expected error\n  {}\ngot\n  {ours}",
+                    expect.trim_end()
+                ));
             }
             continue;
         }
@@ -175,16 +223,35 @@ fn corpus_matches_triton() {
                 };
                 let (got, want) = (canonical(&to_json(cfg)), canonical(&expect));
                 if got != want {
-                    failures.push(format!("{label}: JSON differs\n--- despina\n{got}\n--- triton\n{want}"));
+                    failures.push(format!(
+                        "{label}: JSON differs\n--- despina\n{got}\n--- triton\n{want}"
+                    ));
                 }
                 checked_json += 1;
             }
             (Ok(_), None, Some(_)) => {}
-            (Ok(_), None, None) => failures.push(format!("{label}: Triton refused it ({}) but despina accepts it and no note.txt says why", case.read("triton_error.txt").unwrap_or_default().trim_end())),
-            (Err(_), Some(_), _) => failures.push(format!("{label}: Triton accepted it but despina refuses: {ours}")),
-            (Err(_), None, _) => failures.push(format!("{label}: refused with no despina_error.txt: {ours}\n  triton: {}", case.read("triton_error.txt").unwrap_or_default().trim_end())),
+            (Ok(_), None, None) => failures.push(format!(
+                "{label}: Triton refused it ({}) but despina accepts it and no note.txt says why",
+                case.read("triton_error.txt").unwrap_or_default().trim_end()
+            )),
+            (Err(_), Some(_), _) => failures.push(format!(
+                "{label}: Triton accepted it but despina refuses: {ours}"
+            )),
+            (Err(_), None, _) => failures.push(format!(
+                "{label}: refused with no despina_error.txt: {ours}\n  triton: {}",
+                case.read("triton_error.txt").unwrap_or_default().trim_end()
+            )),
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), all.len(), failures.join("\n\n"));
-    assert!(checked_json > 60, "only {checked_json} JSON comparisons ran");
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n\n")
+    );
+    assert!(
+        checked_json > 60,
+        "only {checked_json} JSON comparisons ran"
+    );
 }

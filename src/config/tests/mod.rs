@@ -1,8 +1,9 @@
 //! Tests of the config module as a whole, against recorded Triton answers.
 
 mod corpus;
-mod roundtrip;
-mod reflect;
+mod fuzz;
 mod json;
 mod normalize;
+mod reflect;
+mod roundtrip;
 mod validate;

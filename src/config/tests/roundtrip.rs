@@ -11,7 +11,9 @@ fn triton_json_round_trips() {
     let mut checked = 0;
     let mut failures = Vec::new();
     for case in cases() {
-        let Ok(text) = std::fs::read_to_string(case.dir.join("triton.json")) else { continue };
+        let Ok(text) = std::fs::read_to_string(case.dir.join("triton.json")) else {
+            continue;
+        };
         let Ok(want) = serde_json::from_str::<Value>(&text) else {
             failures.push(format!("{}: unreadable triton.json", case.name));
             continue;
@@ -22,7 +24,10 @@ fn triton_json_round_trips() {
                     failures.push(format!("{}: JSON → config → JSON differs", case.name));
                 }
             }
-            Err(e) => failures.push(format!("{}: from_json refused Triton's JSON: {e}", case.name)),
+            Err(e) => failures.push(format!(
+                "{}: from_json refused Triton's JSON: {e}",
+                case.name
+            )),
         }
         checked += 1;
     }
@@ -54,11 +59,19 @@ fn text_to_config_to_json_to_config() {
             let text = serde_json::to_string(&json).unwrap_or_default();
             match from_json(&text) {
                 Ok(back) => {
-                    if canonical(&to_json(&back)) != canonical(&json) || (!has_nan(&json) && back != cfg) {
-                        failures.push(format!("{}: text → config → JSON → config differs", case.name));
+                    if canonical(&to_json(&back)) != canonical(&json)
+                        || (!has_nan(&json) && back != cfg)
+                    {
+                        failures.push(format!(
+                            "{}: text → config → JSON → config differs",
+                            case.name
+                        ));
                     }
                 }
-                Err(e) => failures.push(format!("{}: from_json refused to_json's output: {e}", case.name)),
+                Err(e) => failures.push(format!(
+                    "{}: from_json refused to_json's output: {e}",
+                    case.name
+                )),
             }
             checked += 1;
         }
