@@ -25,7 +25,7 @@ use crate::proto::inference::ModelConfig;
 /// `optimization.cuda.graph_spec.input.value.dim`,
 /// `optimization.cuda.graph_spec.graph_lower_bound.input.value.dim` and
 /// `instance_group.secondary_devices.device_id`.
-pub const NUMERIC_64: &[&str] = &[
+const NUMERIC_64: &[&str] = &[
     "input.dims",
     "input.reshape.shape",
     "output.dims",
@@ -63,7 +63,7 @@ pub fn to_json(cfg: &ModelConfig) -> Value {
 /// reference): printed only when set, so that the JSON equals Triton 2.51's
 /// for every config 2.51 accepts. (`model_metrics`, the other addition, is
 /// a message and so is printed only when set anyway.)
-pub const ADDED_AFTER_2_51: &[&str] = &["ensemble_scheduling.max_inflight_requests"];
+const ADDED_AFTER_2_51: &[&str] = &["ensemble_scheduling.max_inflight_requests"];
 
 /// Fields in declaration order, except that scalar oneof members come last:
 /// protobuf's printer gives every other field a slot up front and appends

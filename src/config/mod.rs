@@ -24,7 +24,7 @@ mod validate_sequence;
 
 pub use crate::proto::inference::ModelConfig;
 pub use error::{ConfigError, ErrorKind, Pos};
-pub use json::{NUMERIC_64, to_json};
+pub use json::to_json;
 pub use json_parse::from_json;
 pub use normalize::{DirEntry, NormalizeContext, normalize};
 pub use source_map::SourceMap;
