@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "despina", version, about = "A Triton-compatible, multi-model inference server")]
+#[command(
+    name = "despina",
+    version,
+    about = "A Triton-compatible, multi-model inference server"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -30,7 +34,12 @@ pub enum ControlModeArg {
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Model repository folder; repeat for several.
-    #[arg(long = "model-repository", alias = "model-store", required = true, value_name = "PATH")]
+    #[arg(
+        long = "model-repository",
+        alias = "model-store",
+        required = true,
+        value_name = "PATH"
+    )]
     pub model_repository: Vec<PathBuf>,
     /// none: load everything at start; poll: also follow repository changes; explicit: load/unload by API.
     #[arg(long, value_enum, default_value = "none")]

@@ -74,7 +74,12 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<LogApplier> {
     dest.set(&settings.file).map_err(anyhow::Error::msg)?;
     tracing_subscriber::registry()
         .with(layer)
-        .with(tracing_subscriber::fmt::layer().with_writer(dest.clone()).with_ansi(false).with_target(false))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(dest.clone())
+                .with_ansi(false)
+                .with_target(false),
+        )
         .try_init()?;
     Ok(Box::new(move |s: &LogSettings| {
         dest.set(&s.file)?;

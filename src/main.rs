@@ -38,13 +38,24 @@ fn check(args: CheckArgs) -> ExitCode {
         }
     }
     let models = reports.iter().filter(|r| !r.name.is_empty()).count();
-    eprintln!("checked {models} models: {} valid, {invalid} with problems", models.saturating_sub(invalid));
-    if invalid > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    eprintln!(
+        "checked {models} models: {} valid, {invalid} with problems",
+        models.saturating_sub(invalid)
+    );
+    if invalid > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let log = LogSettings {
-        file: args.log_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        file: args
+            .log_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         info: args.log_info,
         warning: args.log_warning,
         error: args.log_error,
@@ -74,7 +85,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         registry,
     );
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         spawn_signal_handler(shutdown.clone());
@@ -116,17 +129,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Poll mode: rescan the repositories every `interval` on a plain thread (loading is blocking).
 fn spawn_poller(manager: Arc<ModelManager>, interval: Duration, stop: CancellationToken) {
-    let spawned = std::thread::Builder::new().name("repository-poll".into()).spawn(move || {
-        while !stop.is_cancelled() {
-            let deadline = std::time::Instant::now() + interval;
-            while std::time::Instant::now() < deadline && !stop.is_cancelled() {
-                std::thread::sleep(Duration::from_millis(50));
+    let spawned = std::thread::Builder::new()
+        .name("repository-poll".into())
+        .spawn(move || {
+            while !stop.is_cancelled() {
+                let deadline = std::time::Instant::now() + interval;
+                while std::time::Instant::now() < deadline && !stop.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if !stop.is_cancelled() {
+                    manager.poll();
+                }
             }
-            if !stop.is_cancelled() {
-                manager.poll();
-            }
-        }
-    });
+        });
     if let Err(e) = spawned {
         tracing::error!("cannot start the repository poller: {e}");
     }
@@ -134,13 +149,14 @@ fn spawn_poller(manager: Arc<ModelManager>, interval: Duration, stop: Cancellati
 
 fn spawn_signal_handler(token: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!("cannot listen for SIGTERM: {e}");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("cannot listen for SIGTERM: {e}");
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
             _ = term.recv() => tracing::info!("SIGTERM received"),

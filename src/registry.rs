@@ -10,6 +10,9 @@ pub fn full(_onnxruntime_lib: Option<&Path>) -> Registry {
     #[cfg(feature = "torch")]
     registry.register(std::sync::Arc::new(crate::backend::torch::TorchBackend));
     #[cfg(not(feature = "torch"))]
-    registry.mark_unavailable("pytorch", "this build has no TorchScript support (build with the cargo feature `torch`)".into());
+    registry.mark_unavailable(
+        "pytorch",
+        "this build has no TorchScript support (build with the cargo feature `torch`)".into(),
+    );
     registry
 }

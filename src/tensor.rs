@@ -108,7 +108,10 @@ impl DataType {
     }
 
     pub fn is_float(self) -> bool {
-        matches!(self, DataType::Fp16 | DataType::Bf16 | DataType::Fp32 | DataType::Fp64)
+        matches!(
+            self,
+            DataType::Fp16 | DataType::Bf16 | DataType::Fp32 | DataType::Fp64
+        )
     }
 
     /// Bytes per element; `None` for BYTES, whose elements vary in size.

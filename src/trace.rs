@@ -19,7 +19,13 @@ pub struct Trace {
 
 impl Trace {
     pub fn new(id: u64, model: &str, sink: Arc<TraceSink>) -> Trace {
-        Trace { id, model: model.to_string(), version: AtomicI64::new(0), stamps: Mutex::new(Vec::new()), sink }
+        Trace {
+            id,
+            model: model.to_string(),
+            version: AtomicI64::new(0),
+            stamps: Mutex::new(Vec::new()),
+            sink,
+        }
     }
 
     pub fn mark(&self, name: &'static str) {
@@ -58,7 +64,11 @@ pub struct TraceSink {
 
 impl TraceSink {
     pub fn new(file: String, log_frequency: u64) -> TraceSink {
-        TraceSink { file, log_frequency, buffer: Mutex::new(Vec::new()) }
+        TraceSink {
+            file,
+            log_frequency,
+            buffer: Mutex::new(Vec::new()),
+        }
     }
 
     fn push(&self, record: serde_json::Value) {
@@ -75,14 +85,18 @@ impl TraceSink {
         if self.file.is_empty() || records.is_empty() {
             return;
         }
-        let result = std::fs::OpenOptions::new().create(true).append(true).open(&self.file).and_then(|mut f| {
-            let mut out = String::new();
-            for r in records {
-                out.push_str(&r.to_string());
-                out.push('\n');
-            }
-            f.write_all(out.as_bytes())
-        });
+        let result = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.file)
+            .and_then(|mut f| {
+                let mut out = String::new();
+                for r in records {
+                    out.push_str(&r.to_string());
+                    out.push('\n');
+                }
+                f.write_all(out.as_bytes())
+            });
         if let Err(e) = result {
             tracing::warn!(file = %self.file, "cannot write trace file: {e}");
         }
@@ -97,6 +111,8 @@ impl Drop for TraceSink {
 }
 
 fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
-

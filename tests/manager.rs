@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use despina::backend::Registry;
 use despina::repository::{ControlMode, LoadOverrides, ManagerConfig, ModelManager};
-use despina::request::{InferRequest, NamedTensor, ResponseItem, SequenceInfo, CorrelationId};
+use despina::request::{CorrelationId, InferRequest, NamedTensor, ResponseItem, SequenceInfo};
 use despina::tensor::Tensor;
 
 fn manager(repo: &Path) -> Arc<ModelManager> {
@@ -43,11 +43,18 @@ output { name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 1 ] }
 "#;
 
 /// Sends one request and waits for its single answer, from a plain thread.
-fn infer(m: &ModelManager, model: &str, version: Option<i64>, inputs: Vec<NamedTensor>) -> Result<(i64, Vec<NamedTensor>), String> {
+fn infer(
+    m: &ModelManager,
+    model: &str,
+    version: Option<i64>,
+    inputs: Vec<NamedTensor>,
+) -> Result<(i64, Vec<NamedTensor>), String> {
     let mv = m.get(model, version).map_err(|e| e.message)?;
     let (req, mut stream) = InferRequest::new(String::new(), inputs);
     mv.submit(req).map_err(|e| e.message)?;
-    let item: ResponseItem = stream.blocking_next_timeout(Duration::from_secs(10)).ok_or("no answer")?;
+    let item: ResponseItem = stream
+        .blocking_next_timeout(Duration::from_secs(10))
+        .ok_or("no answer")?;
     match item.response {
         Some(Ok(r)) => Ok((mv.version, r.outputs)),
         Some(Err(e)) => Err(e.message),
@@ -73,9 +80,15 @@ fn swaps_versions_under_load_without_losing_requests() {
             let mut seen = Vec::new();
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) && n < 20_000 {
-                let (version, out) = infer(&m, "v", None, vec![int_input("INPUT0", vec![1, 1], &[100])]).expect("every request succeeds");
+                let (version, out) =
+                    infer(&m, "v", None, vec![int_input("INPUT0", vec![1, 1], &[100])])
+                        .expect("every request succeeds");
                 let value = out[0].tensor.values::<i32>().unwrap()[0];
-                assert_eq!(value as i64, 100 + version, "answer computed by the version that accepted it");
+                assert_eq!(
+                    value as i64,
+                    100 + version,
+                    "answer computed by the version that accepted it"
+                );
                 seen.push(version);
                 n += 1;
             }
@@ -96,8 +109,14 @@ fn swaps_versions_under_load_without_losing_requests() {
         total += seen.len();
         versions.extend(seen);
     }
-    println!("{total} requests, all succeeded, answered by {} versions", versions.len());
-    assert!(versions.len() > 5, "traffic kept flowing across swaps: {versions:?}");
+    println!(
+        "{total} requests, all succeeded, answered by {} versions",
+        versions.len()
+    );
+    assert!(
+        versions.len() > 5,
+        "traffic kept flowing across swaps: {versions:?}"
+    );
 }
 
 #[test]
@@ -108,11 +127,22 @@ fn failed_new_version_keeps_the_old_one() {
     m.load("v", LoadOverrides::default()).unwrap();
     // Version 2 with a config the backend refuses (BYTES is not numeric).
     std::fs::create_dir_all(repo.path().join("v/2")).unwrap();
-    std::fs::write(repo.path().join("v/config.pbtxt"), VERSIONED.replace("TYPE_INT32", "TYPE_STRING")).unwrap();
+    std::fs::write(
+        repo.path().join("v/config.pbtxt"),
+        VERSIONED.replace("TYPE_INT32", "TYPE_STRING"),
+    )
+    .unwrap();
     let err = m.load("v", LoadOverrides::default()).unwrap_err();
-    assert!(err.message.contains("must be TYPE_INT32"), "{}", err.message);
+    assert!(
+        err.message.contains("must be TYPE_INT32"),
+        "{}",
+        err.message
+    );
     let (version, out) = infer(&m, "v", None, vec![int_input("INPUT0", vec![1, 1], &[1])]).unwrap();
-    assert_eq!((version, out[0].tensor.values::<i32>().unwrap()), (1, vec![2]));
+    assert_eq!(
+        (version, out[0].tensor.values::<i32>().unwrap()),
+        (1, vec![2])
+    );
     let index = m.index(false);
     let v2 = index.iter().find(|e| e.version == Some(2)).unwrap();
     assert_eq!(v2.state.unwrap().as_str(), "UNAVAILABLE");
@@ -127,7 +157,10 @@ fn unloaded_version_drains_then_disappears() {
     m.load("v", LoadOverrides::default()).unwrap();
     m.unload("v", false).unwrap();
     let err = infer(&m, "v", None, vec![int_input("INPUT0", vec![1, 1], &[1])]).unwrap_err();
-    assert_eq!(err, "Request for unknown model: 'v' has no available versions");
+    assert_eq!(
+        err,
+        "Request for unknown model: 'v' has no available versions"
+    );
     for _ in 0..200 {
         if m.index(false).iter().any(|e| e.reason == "unloaded") {
             break;
@@ -137,7 +170,10 @@ fn unloaded_version_drains_then_disappears() {
     let index = m.index(false);
     assert_eq!(index[0].state.unwrap().as_str(), "UNAVAILABLE");
     assert_eq!(index[0].reason, "unloaded");
-    assert!(m.all_ready(), "a model unloaded on purpose does not make the server unready");
+    assert!(
+        m.all_ready(),
+        "a model unloaded on purpose does not make the server unready"
+    );
 }
 
 #[test]
@@ -161,16 +197,37 @@ dynamic_batching { preferred_batch_size: [ 4, 8 ] max_queue_delay_microseconds: 
     let mv = m.get("batched", None).unwrap();
     let mut streams = Vec::new();
     for i in 0..8 {
-        let (req, s) = InferRequest::new(i.to_string(), vec![NamedTensor::new("INPUT0", Tensor::from_values(vec![1, 2], &[i as f32, 1.0]))]);
+        let (req, s) = InferRequest::new(
+            i.to_string(),
+            vec![NamedTensor::new(
+                "INPUT0",
+                Tensor::from_values(vec![1, 2], &[i as f32, 1.0]),
+            )],
+        );
         mv.submit(req).unwrap();
         streams.push(s);
     }
     for (i, s) in streams.iter_mut().enumerate() {
-        let r = s.blocking_next_timeout(Duration::from_secs(10)).unwrap().response.unwrap().unwrap();
-        assert_eq!(r.outputs[0].tensor.values::<f32>().unwrap(), vec![i as f32, 1.0], "each request gets its own rows back");
+        let r = s
+            .blocking_next_timeout(Duration::from_secs(10))
+            .unwrap()
+            .response
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r.outputs[0].tensor.values::<f32>().unwrap(),
+            vec![i as f32, 1.0],
+            "each request gets its own rows back"
+        );
     }
     let stats = mv.stats.batch_stats();
-    assert_eq!(stats.iter().map(|(size, b)| (*size, b.compute_infer.count())).collect::<Vec<_>>(), vec![(8, 1)]);
+    assert_eq!(
+        stats
+            .iter()
+            .map(|(size, b)| (*size, b.compute_infer.count()))
+            .collect::<Vec<_>>(),
+        vec![(8, 1)]
+    );
     assert_eq!(mv.stats.execution_count.load(Ordering::Relaxed), 1);
     assert_eq!(mv.stats.inference_count.load(Ordering::Relaxed), 8);
 }
@@ -179,17 +236,28 @@ dynamic_batching { preferred_batch_size: [ 4, 8 ] max_queue_delay_microseconds: 
 fn sequences_ensembles_and_decoupled() {
     let m = manager(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models"));
     for model in ["sequence_accumulate", "ensemble_simple", "square_int32"] {
-        m.load(model, LoadOverrides::default()).unwrap_or_else(|e| panic!("{model}: {}", e.message));
+        m.load(model, LoadOverrides::default())
+            .unwrap_or_else(|e| panic!("{model}: {}", e.message));
     }
     // The ensemble loaded its composing model.
     assert_eq!(m.versions("simple"), vec![1]);
 
     let seq = |id: u64, start: bool, end: bool, v: i32| {
         let mv = m.get("sequence_accumulate", None).unwrap();
-        let (mut req, mut s) = InferRequest::new(String::new(), vec![int_input("INPUT", vec![1, 1], &[v])]);
-        req.sequence = Some(SequenceInfo { id: CorrelationId::Int(id), start, end });
+        let (mut req, mut s) =
+            InferRequest::new(String::new(), vec![int_input("INPUT", vec![1, 1], &[v])]);
+        req.sequence = Some(SequenceInfo {
+            id: CorrelationId::Int(id),
+            start,
+            end,
+        });
         mv.submit(req).map_err(|e| e.message)?;
-        match s.blocking_next_timeout(Duration::from_secs(5)).unwrap().response.unwrap() {
+        match s
+            .blocking_next_timeout(Duration::from_secs(5))
+            .unwrap()
+            .response
+            .unwrap()
+        {
             Ok(r) => Ok(r.outputs[0].tensor.values::<i32>().unwrap()[0]),
             Err(e) => Err(e.message),
         }
@@ -206,8 +274,24 @@ fn sequences_ensembles_and_decoupled() {
 
     let a: Vec<i32> = (0..16).collect();
     let b: Vec<i32> = (0..16).map(|x| x * 10).collect();
-    let (_, out) = infer(&m, "ensemble_simple", None, vec![int_input("INPUT0", vec![1, 16], &a), int_input("INPUT1", vec![1, 16], &b)]).unwrap();
-    let get = |n: &str| out.iter().find(|t| t.name == n).unwrap().tensor.values::<i32>().unwrap();
+    let (_, out) = infer(
+        &m,
+        "ensemble_simple",
+        None,
+        vec![
+            int_input("INPUT0", vec![1, 16], &a),
+            int_input("INPUT1", vec![1, 16], &b),
+        ],
+    )
+    .unwrap();
+    let get = |n: &str| {
+        out.iter()
+            .find(|t| t.name == n)
+            .unwrap()
+            .tensor
+            .values::<i32>()
+            .unwrap()
+    };
     assert_eq!(get("OUTPUT0"), a.iter().map(|x| 2 * x).collect::<Vec<_>>());
     assert_eq!(get("OUTPUT1"), b.iter().map(|x| 2 * x).collect::<Vec<_>>());
 

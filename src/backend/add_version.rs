@@ -17,21 +17,43 @@ impl Backend for AddVersionBackend {
         false
     }
 
-    fn instantiate(&self, model: &ModelContext, _: &InstanceSpec) -> Result<Box<dyn Instance>, BackendError> {
+    fn instantiate(
+        &self,
+        model: &ModelContext,
+        _: &InstanceSpec,
+    ) -> Result<Box<dyn Instance>, BackendError> {
         let cfg = model.config;
         if cfg.input.len() != cfg.output.len() {
-            return Err(BackendError::Load("add_version backend needs as many outputs as inputs".into()));
+            return Err(BackendError::Load(
+                "add_version backend needs as many outputs as inputs".into(),
+            ));
         }
-        for t in cfg.input.iter().map(|i| (&i.name, i.data_type)).chain(cfg.output.iter().map(|o| (&o.name, o.data_type))) {
-            if !matches!(DataType::from_config(t.1), Some(DataType::Int32 | DataType::Int64 | DataType::Fp32 | DataType::Fp64)) {
+        for t in cfg
+            .input
+            .iter()
+            .map(|i| (&i.name, i.data_type))
+            .chain(cfg.output.iter().map(|o| (&o.name, o.data_type)))
+        {
+            if !matches!(
+                DataType::from_config(t.1),
+                Some(DataType::Int32 | DataType::Int64 | DataType::Fp32 | DataType::Fp64)
+            ) {
                 return Err(BackendError::Load(format!(
                     "add_version backend: '{}' must be TYPE_INT32, TYPE_INT64, TYPE_FP32 or TYPE_FP64",
                     t.0
                 )));
             }
         }
-        let pairs = cfg.input.iter().zip(&cfg.output).map(|(i, o)| (i.name.clone(), o.name.clone())).collect();
-        Ok(Box::new(AddVersion { pairs, version: model.version }))
+        let pairs = cfg
+            .input
+            .iter()
+            .zip(&cfg.output)
+            .map(|(i, o)| (i.name.clone(), o.name.clone()))
+            .collect();
+        Ok(Box::new(AddVersion {
+            pairs,
+            version: model.version,
+        }))
     }
 }
 
@@ -52,7 +74,9 @@ impl Instance for AddVersion {
                 }
                 let v = self.version;
                 let out = match t.datatype {
-                    DataType::Int32 => t.values::<i32>().map(|x| add(t, x, |a| a.wrapping_add(v as i32))),
+                    DataType::Int32 => t
+                        .values::<i32>()
+                        .map(|x| add(t, x, |a| a.wrapping_add(v as i32))),
                     DataType::Int64 => t.values::<i64>().map(|x| add(t, x, |a| a.wrapping_add(v))),
                     DataType::Fp32 => t.values::<f32>().map(|x| add(t, x, |a| a + v as f32)),
                     DataType::Fp64 => t.values::<f64>().map(|x| add(t, x, |a| a + v as f64)),
@@ -61,7 +85,9 @@ impl Instance for AddVersion {
                 match out {
                     Some(o) => outputs.push(NamedTensor::new(output.clone(), o)),
                     None => {
-                        req.responder.fail(Status::invalid_arg(format!("input '{input}' has an unsupported datatype")));
+                        req.responder.fail(Status::invalid_arg(format!(
+                            "input '{input}' has an unsupported datatype"
+                        )));
                         break;
                     }
                 }

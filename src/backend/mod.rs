@@ -168,7 +168,10 @@ pub struct Registry {
 
 impl Registry {
     pub fn empty() -> Self {
-        Registry { backends: BTreeMap::new(), unavailable: BTreeMap::new() }
+        Registry {
+            backends: BTreeMap::new(),
+            unavailable: BTreeMap::new(),
+        }
     }
 
     /// The built-in test backends, always present.

@@ -24,12 +24,16 @@ pub fn version(config: &ModelConfig, version_dir: &Path) -> u64 {
 }
 
 fn walk(root: &Path, dir: &Path, h: &mut impl Hasher) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
-        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
         path.strip_prefix(root).unwrap_or(&path).hash(h);
         if meta.is_dir() {
             walk(root, &path, h);
@@ -56,9 +60,15 @@ mod tests {
         assert_ne!(a, b);
         std::fs::create_dir_all(d.path().join("2")).unwrap();
         assert_ne!(b, tree(d.path()));
-        let cfg = ModelConfig { name: "m".into(), ..Default::default() };
+        let cfg = ModelConfig {
+            name: "m".into(),
+            ..Default::default()
+        };
         let mut other = cfg.clone();
         other.max_batch_size = 4;
-        assert_ne!(version(&cfg, &d.path().join("1")), version(&other, &d.path().join("1")));
+        assert_ne!(
+            version(&cfg, &d.path().join("1")),
+            version(&other, &d.path().join("1"))
+        );
     }
 }

@@ -15,12 +15,12 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
+use super::fingerprint;
 use super::load::{self, PrepareContext, Prepared};
 pub use super::overrides::LoadOverrides;
 use super::overrides::write_override_dir;
 use super::scan::{self, ModelDir};
 use super::version::ModelVersion;
-use super::fingerprint;
 use crate::backend::Registry;
 use crate::config::{ConfigExt, ModelConfig};
 use crate::scheduler::ensemble::Submit;
@@ -115,7 +115,12 @@ const MAX_ENSEMBLE_DEPTH: usize = 16;
 
 impl ModelManager {
     pub fn new(config: ManagerConfig, registry: Registry) -> Arc<ModelManager> {
-        Arc::new_cyclic(|me| ModelManager { config, registry, models: DashMap::new(), me: me.clone() })
+        Arc::new_cyclic(|me| ModelManager {
+            config,
+            registry,
+            models: DashMap::new(),
+            me: me.clone(),
+        })
     }
 
     pub fn control_mode(&self) -> ControlMode {
@@ -133,7 +138,10 @@ impl ModelManager {
             Ok(found) => found,
             Err(e) => return vec![(String::new(), e.into())],
         };
-        let mut failures: Vec<(String, Status)> = problems.into_iter().map(|p| (String::new(), Status::from(p))).collect();
+        let mut failures: Vec<(String, Status)> = problems
+            .into_iter()
+            .map(|p| (String::new(), Status::from(p)))
+            .collect();
         let wanted: Vec<String> = match self.config.control_mode {
             ControlMode::Explicit if !self.config.startup_models.iter().any(|m| m == "*") => {
                 self.config.startup_models.clone()
@@ -156,7 +164,9 @@ impl ModelManager {
     /// leaving stays reachable by its number until it has drained.
     pub fn get(&self, name: &str, version: Option<i64>) -> Result<Arc<ModelVersion>, Status> {
         let unknown = || match version {
-            Some(v) => Status::not_found(format!("Request for unknown model: '{name}' version {v} is not found")),
+            Some(v) => Status::not_found(format!(
+                "Request for unknown model: '{name}' version {v} is not found"
+            )),
             None => Status::not_found(format!("Request for unknown model: '{name}' is not found")),
         };
         let entry = self.models.get(name).ok_or_else(unknown)?;
@@ -169,14 +179,19 @@ impl ModelManager {
             None => match serving.versions.values().next_back() {
                 Some(mv) => Ok(mv.clone()),
                 None if entry.states.lock().is_empty() => Err(unknown()),
-                None => Err(Status::not_found(format!("Request for unknown model: '{name}' has no available versions"))),
+                None => Err(Status::not_found(format!(
+                    "Request for unknown model: '{name}' has no available versions"
+                ))),
             },
         }
     }
 
     /// Serving versions of a model, ascending.
     pub fn versions(&self, name: &str) -> Vec<i64> {
-        self.models.get(name).map(|e| e.serving.load().versions.keys().copied().collect()).unwrap_or_default()
+        self.models
+            .get(name)
+            .map(|e| e.serving.load().versions.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Every serving model version, by name and version.
@@ -193,26 +208,35 @@ impl ModelManager {
     /// unloaded on purpose do not count.
     pub fn all_ready(&self) -> bool {
         self.models.iter().all(|e| {
-            e.states
-                .lock()
-                .values()
-                .all(|s| s.state == State::Ready || (s.state == State::Unavailable && s.reason == UNLOADED))
+            e.states.lock().values().all(|s| {
+                s.state == State::Ready || (s.state == State::Unavailable && s.reason == UNLOADED)
+            })
         })
     }
 
     /// The repository index: every model on disk or known, with its versions' states.
     pub fn index(&self, ready_only: bool) -> Vec<IndexEntry> {
-        let mut names: Vec<String> =
-            scan::scan(&self.config.repositories).map(|(d, _)| d.into_keys().collect()).unwrap_or_default();
+        let mut names: Vec<String> = scan::scan(&self.config.repositories)
+            .map(|(d, _)| d.into_keys().collect())
+            .unwrap_or_default();
         names.extend(self.models.iter().map(|e| e.key().clone()));
         names.sort();
         names.dedup();
         let mut out = Vec::new();
         for name in names {
-            let states = self.models.get(&name).map(|e| e.states.lock().clone()).unwrap_or_default();
+            let states = self
+                .models
+                .get(&name)
+                .map(|e| e.states.lock().clone())
+                .unwrap_or_default();
             if states.is_empty() {
                 if !ready_only {
-                    out.push(IndexEntry { name, version: None, state: None, reason: String::new() });
+                    out.push(IndexEntry {
+                        name,
+                        version: None,
+                        state: None,
+                        reason: String::new(),
+                    });
                 }
                 continue;
             }
@@ -220,7 +244,12 @@ impl ModelManager {
                 if ready_only && s.state != State::Ready {
                     continue;
                 }
-                out.push(IndexEntry { name: name.clone(), version: Some(v), state: Some(s.state), reason: s.reason });
+                out.push(IndexEntry {
+                    name: name.clone(),
+                    version: Some(v),
+                    state: Some(s.state),
+                    reason: s.reason,
+                });
             }
         }
         out
@@ -231,7 +260,10 @@ impl ModelManager {
     }
 
     fn find_dir(&self, name: &str) -> Result<ModelDir, Status> {
-        let plain = !name.is_empty() && !name.contains('/') && !name.contains('\\') && !name.starts_with('.');
+        let plain = !name.is_empty()
+            && !name.contains('/')
+            && !name.contains('\\')
+            && !name.starts_with('.');
         if plain {
             for repo in &self.config.repositories {
                 let path = repo.join(name);
@@ -240,11 +272,14 @@ impl ModelManager {
                 }
             }
         }
-        Err(Status::new(Code::Internal, format!("failed to load '{name}', failed to poll from model repository")))
+        Err(Status::new(
+            Code::Internal,
+            format!("failed to load '{name}', failed to poll from model repository"),
+        ))
     }
 
-    fn prepare_context(&self) -> PrepareContext<'_> {
-        PrepareContext { registry: &self.registry, gpu_count: self.config.gpu_count, auto_complete: self.config.auto_complete }
+    fn is_decoupled(&self, model: &str) -> bool {
+        self.get(model, None).is_ok_and(|v| v.is_decoupled())
     }
 
     /// Loads (or reloads) a model: every version its policy selects. Versions whose config
@@ -276,12 +311,26 @@ impl ModelManager {
         let prepared = {
             let _op = entry.op.lock();
             *entry.seen.lock() = Some(fingerprint::tree(&dir.path));
-            match load::prepare(&dir, overrides.config.clone(), &self.prepare_context()) {
+            let is_decoupled = |m: &str| self.is_decoupled(m);
+            let ctx = PrepareContext {
+                registry: &self.registry,
+                gpu_count: self.config.gpu_count,
+                auto_complete: self.config.auto_complete,
+                is_decoupled: &is_decoupled,
+                model_exists: None,
+            };
+            match load::prepare(&dir, overrides.config.clone(), &ctx) {
                 Ok(p) => p,
                 Err(problems) => {
-                    let reason = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
+                    let reason = problems
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ");
                     self.mark_failed(&entry, &dir, &reason);
-                    return Err(Status::invalid_arg(format!("load failed for model '{name}': {reason}")));
+                    return Err(Status::invalid_arg(format!(
+                        "load failed for model '{name}': {reason}"
+                    )));
                 }
             }
         };
@@ -304,7 +353,13 @@ impl ModelManager {
     }
 
     /// Creates what is new, then swaps the routing table and retires what left.
-    fn install(&self, name: &str, entry: &Arc<ModelEntry>, dir: &ModelDir, prepared: Prepared) -> Result<(), Status> {
+    fn install(
+        &self,
+        name: &str,
+        entry: &Arc<ModelEntry>,
+        dir: &ModelDir,
+        prepared: Prepared,
+    ) -> Result<(), Status> {
         let config = Arc::new(prepared.config.clone());
         let current = entry.serving.load_full();
         let mut next: BTreeMap<i64, Arc<ModelVersion>> = BTreeMap::new();
@@ -322,7 +377,13 @@ impl ModelManager {
             let mut states = entry.states.lock();
             for (v, _, _) in &to_load {
                 if !current.versions.contains_key(v) {
-                    states.insert(*v, VersionState { state: State::Loading, reason: String::new() });
+                    states.insert(
+                        *v,
+                        VersionState {
+                            state: State::Loading,
+                            reason: String::new(),
+                        },
+                    );
                 }
             }
         }
@@ -338,23 +399,46 @@ impl ModelManager {
         }
         if !failures.is_empty() {
             // Stop what did load; the old table stays.
-            let created: Vec<Arc<ModelVersion>> =
-                next.iter().filter(|(v, mv)| current.versions.get(v).is_none_or(|c| !Arc::ptr_eq(c, mv))).map(|(_, mv)| mv.clone()).collect();
+            let created: Vec<Arc<ModelVersion>> = next
+                .iter()
+                .filter(|(v, mv)| current.versions.get(v).is_none_or(|c| !Arc::ptr_eq(c, mv)))
+                .map(|(_, mv)| mv.clone())
+                .collect();
             retire(created, None, Duration::ZERO);
             let mut states = entry.states.lock();
             let mut msg = Vec::new();
             for (v, s) in &failures {
                 if !current.versions.contains_key(v) {
-                    states.insert(*v, VersionState { state: State::Unavailable, reason: s.message.clone() });
+                    states.insert(
+                        *v,
+                        VersionState {
+                            state: State::Unavailable,
+                            reason: s.message.clone(),
+                        },
+                    );
                 }
-                msg.push(format!("version {v} is at UNAVAILABLE state: {}", s.message));
+                msg.push(format!(
+                    "version {v} is at UNAVAILABLE state: {}",
+                    s.message
+                ));
             }
             for (v, _, _) in &to_load {
-                if !current.versions.contains_key(v) && states.get(v).is_some_and(|s| s.state == State::Loading) {
-                    states.insert(*v, VersionState { state: State::Unavailable, reason: "not loaded: another version failed".into() });
+                if !current.versions.contains_key(v)
+                    && states.get(v).is_some_and(|s| s.state == State::Loading)
+                {
+                    states.insert(
+                        *v,
+                        VersionState {
+                            state: State::Unavailable,
+                            reason: "not loaded: another version failed".into(),
+                        },
+                    );
                 }
             }
-            return Err(Status::invalid_arg(format!("load failed for model '{name}': {};\n", msg.join(";\n"))));
+            return Err(Status::invalid_arg(format!(
+                "load failed for model '{name}': {};\n",
+                msg.join(";\n")
+            )));
         }
         let leaving: Vec<Arc<ModelVersion>> = current
             .versions
@@ -365,11 +449,23 @@ impl ModelManager {
         {
             let mut states = entry.states.lock();
             for v in next.keys() {
-                states.insert(*v, VersionState { state: State::Ready, reason: String::new() });
+                states.insert(
+                    *v,
+                    VersionState {
+                        state: State::Ready,
+                        reason: String::new(),
+                    },
+                );
             }
             for mv in &leaving {
                 if !next.contains_key(&mv.version) {
-                    states.insert(mv.version, VersionState { state: State::Unloading, reason: String::new() });
+                    states.insert(
+                        mv.version,
+                        VersionState {
+                            state: State::Unloading,
+                            reason: String::new(),
+                        },
+                    );
                 }
             }
         }
@@ -400,12 +496,30 @@ impl ModelManager {
                     };
                     let submit = self.submitter();
                     let fp = *fp;
-                    (*v, s.spawn(move || ModelVersion::create(files, &self.registry, self.config.gpu_count, submit, fp).map(Arc::new)))
+                    (
+                        *v,
+                        s.spawn(move || {
+                            ModelVersion::create(
+                                files,
+                                &self.registry,
+                                self.config.gpu_count,
+                                submit,
+                                fp,
+                            )
+                            .map(Arc::new)
+                        }),
+                    )
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|(v, h)| (v, h.join().unwrap_or_else(|_| Err(Status::internal("model load panicked")))))
+                .map(|(v, h)| {
+                    (
+                        v,
+                        h.join()
+                            .unwrap_or_else(|_| Err(Status::internal("model load panicked"))),
+                    )
+                })
                 .collect()
         })
     }
@@ -414,7 +528,9 @@ impl ModelManager {
     fn submitter(&self) -> Submit {
         let me = self.me.clone();
         Arc::new(move |model: &str, version, req| {
-            let m = me.upgrade().ok_or_else(|| Status::unavailable("server is shutting down"))?;
+            let m = me
+                .upgrade()
+                .ok_or_else(|| Status::unavailable("server is shutting down"))?;
             m.get(model, version)?.submit(req)
         })
     }
@@ -424,7 +540,13 @@ impl ModelManager {
         let serving = entry.serving.load();
         if let Some((v, _)) = dir.versions.last() {
             if !serving.versions.contains_key(v) {
-                states.insert(*v, VersionState { state: State::Unavailable, reason: reason.to_string() });
+                states.insert(
+                    *v,
+                    VersionState {
+                        state: State::Unavailable,
+                        reason: reason.to_string(),
+                    },
+                );
             }
         }
     }
@@ -441,16 +563,33 @@ impl ModelManager {
             let composing = old
                 .versions
                 .values()
-                .filter_map(|v| v.config.ensemble_scheduling().map(|e| e.step.iter().map(|s| s.model_name.clone()).collect::<Vec<_>>()))
+                .filter_map(|v| {
+                    v.config.ensemble_scheduling().map(|e| {
+                        e.step
+                            .iter()
+                            .map(|s| s.model_name.clone())
+                            .collect::<Vec<_>>()
+                    })
+                })
                 .flatten()
                 .collect();
             {
                 let mut states = entry.states.lock();
                 for v in old.versions.keys() {
-                    states.insert(*v, VersionState { state: State::Unloading, reason: String::new() });
+                    states.insert(
+                        *v,
+                        VersionState {
+                            state: State::Unloading,
+                            reason: String::new(),
+                        },
+                    );
                 }
             }
-            retire(old.versions.values().cloned().collect(), Some(entry.clone()), Duration::ZERO);
+            retire(
+                old.versions.values().cloned().collect(),
+                Some(entry.clone()),
+                Duration::ZERO,
+            );
             composing
         };
         if dependents {
@@ -465,7 +604,9 @@ impl ModelManager {
 
     /// One poll of the repositories: load what is new or changed, unload what is gone.
     pub fn poll(&self) {
-        let Ok((dirs, problems)) = scan::scan(&self.config.repositories) else { return };
+        let Ok((dirs, problems)) = scan::scan(&self.config.repositories) else {
+            return;
+        };
         for p in problems {
             tracing::warn!("{p}");
         }
@@ -525,33 +666,45 @@ fn retire(leaving: Vec<Arc<ModelVersion>>, entry: Option<Arc<ModelEntry>>, drain
             d.insert(v.version, v.clone());
         }
     }
-    let spawned = std::thread::Builder::new().name("unload".into()).spawn(move || {
-        let start = Instant::now();
-        for v in &leaving {
-            let mut idle_checks = 0;
-            while start.elapsed() < drain && idle_checks < 3 {
-                idle_checks = if v.inflight() == 0 { idle_checks + 1 } else { 0 };
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            v.scheduler.close();
-        }
-        for v in &leaving {
-            v.scheduler.stop();
-            if let Some(e) = &entry {
-                let mut d = e.draining.lock();
-                if d.get(&v.version).is_some_and(|x| Arc::ptr_eq(x, v)) {
-                    d.remove(&v.version);
+    let spawned = std::thread::Builder::new()
+        .name("unload".into())
+        .spawn(move || {
+            let start = Instant::now();
+            for v in &leaving {
+                let mut idle_checks = 0;
+                while start.elapsed() < drain && idle_checks < 3 {
+                    idle_checks = if v.inflight() == 0 {
+                        idle_checks + 1
+                    } else {
+                        0
+                    };
+                    std::thread::sleep(Duration::from_millis(5));
                 }
-                drop(d);
-                let serving = e.serving.load();
-                let mut states = e.states.lock();
-                if !serving.versions.contains_key(&v.version) {
-                    states.insert(v.version, VersionState { state: State::Unavailable, reason: UNLOADED.into() });
-                }
+                v.scheduler.close();
             }
-            tracing::info!(model = %v.name, version = v.version, "unloaded");
-        }
-    });
+            for v in &leaving {
+                v.scheduler.stop();
+                if let Some(e) = &entry {
+                    let mut d = e.draining.lock();
+                    if d.get(&v.version).is_some_and(|x| Arc::ptr_eq(x, v)) {
+                        d.remove(&v.version);
+                    }
+                    drop(d);
+                    let serving = e.serving.load();
+                    let mut states = e.states.lock();
+                    if !serving.versions.contains_key(&v.version) {
+                        states.insert(
+                            v.version,
+                            VersionState {
+                                state: State::Unavailable,
+                                reason: UNLOADED.into(),
+                            },
+                        );
+                    }
+                }
+                tracing::info!(model = %v.name, version = v.version, "unloaded");
+            }
+        });
     if let Err(e) = spawned {
         tracing::error!("cannot start unload thread: {e}");
     }

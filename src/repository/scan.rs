@@ -33,7 +33,11 @@ pub fn scan(repos: &[PathBuf]) -> Result<(BTreeMap<String, ModelDir>, Vec<RepoEr
         let mut names: Vec<(String, PathBuf)> = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+            else {
                 continue;
             };
             if name.starts_with('.') || !path.is_dir() {
@@ -45,7 +49,10 @@ pub fn scan(repos: &[PathBuf]) -> Result<(BTreeMap<String, ModelDir>, Vec<RepoEr
         for (name, path) in names {
             if models.contains_key(&name) {
                 duplicates.push(name.clone());
-                problems.push(RepoError::Duplicate { name: name.clone(), path });
+                problems.push(RepoError::Duplicate {
+                    name: name.clone(),
+                    path,
+                });
                 continue;
             }
             match scan_model(&name, &path) {
@@ -64,7 +71,10 @@ pub fn scan(repos: &[PathBuf]) -> Result<(BTreeMap<String, ModelDir>, Vec<RepoEr
 
 /// Reads one model folder.
 pub fn scan_model(name: &str, path: &Path) -> Result<ModelDir, RepoError> {
-    let entries = std::fs::read_dir(path).map_err(|e| RepoError::Io { path: path.to_path_buf(), message: e.to_string() })?;
+    let entries = std::fs::read_dir(path).map_err(|e| RepoError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let mut versions = Vec::new();
     for entry in entries.flatten() {
         let p = entry.path();
@@ -72,7 +82,11 @@ pub fn scan_model(name: &str, path: &Path) -> Result<ModelDir, RepoError> {
             continue;
         }
         // Non-numeric folders are not versions (Triton ignores them too).
-        if let Some(v) = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<i64>().ok()) {
+        if let Some(v) = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<i64>().ok())
+        {
             if v >= 0 {
                 versions.push((v, p));
             }
@@ -105,7 +119,10 @@ mod tests {
         let (models, problems) = scan(&[a.path().into(), b.path().into()]).unwrap();
         assert_eq!(models.keys().collect::<Vec<_>>(), vec!["m1", "m2"]);
         let m1 = &models["m1"];
-        assert_eq!(m1.versions.iter().map(|v| v.0).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(
+            m1.versions.iter().map(|v| v.0).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
         assert!(m1.config_file.is_some());
         assert!(models["m2"].config_file.is_none());
         assert_eq!(problems.len(), 1);

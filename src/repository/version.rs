@@ -62,9 +62,18 @@ impl ModelVersion {
         let cfg = files.config.clone();
         let mut io = ModelIo::from_config(&cfg).map_err(Status::invalid_arg)?;
         for out in &mut io.outputs {
-            if let Some(o) = cfg.output.iter().find(|o| o.name == out.name && !o.label_filename.is_empty()) {
-                let labels = load::read_labels(&files.model_dir.join(&o.label_filename))
-                    .map_err(|e| Status::internal(format!("cannot read labels file '{}': {e}", o.label_filename)))?;
+            if let Some(o) = cfg
+                .output
+                .iter()
+                .find(|o| o.name == out.name && !o.label_filename.is_empty())
+            {
+                let labels =
+                    load::read_labels(&files.model_dir.join(&o.label_filename)).map_err(|e| {
+                        Status::internal(format!(
+                            "cannot read labels file '{}': {e}",
+                            o.label_filename
+                        ))
+                    })?;
                 out.labels = Some(Arc::new(labels));
             }
         }
@@ -72,11 +81,21 @@ impl ModelVersion {
         let scheduler = if cfg.platform == "ensemble" || cfg.ensemble_scheduling().is_some() {
             Scheduler::ensemble(&cfg, submit, stats.clone())?
         } else {
-            let backend = registry.resolve(&cfg.backend).map_err(Status::unsupported)?;
+            let backend = registry
+                .resolve(&cfg.backend)
+                .map_err(Status::unsupported)?;
             let specs = instance_specs(&cfg, gpu_count)?;
             Scheduler::start(backend, &files, specs, stats.clone()).map_err(Status::from)?
         };
-        let version = ModelVersion { name: files.name.clone(), version: files.version, config: cfg, io, stats, fingerprint, scheduler };
+        let version = ModelVersion {
+            name: files.name.clone(),
+            version: files.version,
+            config: cfg,
+            io,
+            stats,
+            fingerprint,
+            scheduler,
+        };
         if let Err(e) = version.warm_up(&files) {
             version.scheduler.stop();
             return Err(e);
@@ -92,25 +111,42 @@ impl ModelVersion {
             for _ in 0..sample.count.max(1) {
                 let mut inputs = Vec::with_capacity(sample.inputs.len());
                 for (name, input) in &sample.inputs {
-                    let dt = DataType::from_config(input.data_type)
-                        .ok_or_else(|| Status::invalid_arg(format!("warmup '{}': input '{name}' has no data_type", sample.name)))?;
+                    let dt = DataType::from_config(input.data_type).ok_or_else(|| {
+                        Status::invalid_arg(format!(
+                            "warmup '{}': input '{name}' has no data_type",
+                            sample.name
+                        ))
+                    })?;
                     let mut shape = input.dims.clone();
                     if self.io.max_batch_size > 0 {
                         shape.insert(0, rows);
                     }
-                    let count = element_count(&shape)
-                        .ok_or_else(|| Status::invalid_arg(format!("warmup '{}': input '{name}' has invalid dims", sample.name)))?;
-                    let data = warmup_data(files, &sample.name, name, dt, count, &input.input_data_type)?;
+                    let count = element_count(&shape).ok_or_else(|| {
+                        Status::invalid_arg(format!(
+                            "warmup '{}': input '{name}' has invalid dims",
+                            sample.name
+                        ))
+                    })?;
+                    let data =
+                        warmup_data(files, &sample.name, name, dt, count, &input.input_data_type)?;
                     inputs.push(NamedTensor::new(name.clone(), Tensor::new(dt, shape, data)));
                 }
-                let (req, mut stream) = InferRequest::new(format!("warmup:{}", sample.name), inputs);
-                self.submit(req).map_err(|e| Status::internal(format!("warmup '{}' failed: {}", sample.name, e.message)))?;
+                let (req, mut stream) =
+                    InferRequest::new(format!("warmup:{}", sample.name), inputs);
+                self.submit(req).map_err(|e| {
+                    Status::internal(format!("warmup '{}' failed: {}", sample.name, e.message))
+                })?;
                 loop {
                     let item = stream
                         .blocking_next_timeout(Duration::from_secs(600))
-                        .ok_or_else(|| Status::internal(format!("warmup '{}' got no answer", sample.name)))?;
+                        .ok_or_else(|| {
+                            Status::internal(format!("warmup '{}' got no answer", sample.name))
+                        })?;
                     if let Some(Err(e)) = item.response {
-                        return Err(Status::internal(format!("warmup '{}' failed: {}", sample.name, e.message)));
+                        return Err(Status::internal(format!(
+                            "warmup '{}' failed: {}",
+                            sample.name, e.message
+                        )));
                     }
                     if item.last {
                         break;
@@ -141,7 +177,10 @@ fn warmup_data(
         Some(InputDataType::InputDataFile(f)) => {
             let path = files.model_dir.join("warmup").join(f);
             let data = std::fs::read(&path).map_err(|e| {
-                Status::invalid_arg(format!("warmup '{sample}': cannot read '{}' for input '{input}': {e}", path.display()))
+                Status::invalid_arg(format!(
+                    "warmup '{sample}': cannot read '{}' for input '{input}': {e}",
+                    path.display()
+                ))
             })?;
             if let Some(size) = dt.size() {
                 if data.len() != count * size {
@@ -157,7 +196,9 @@ fn warmup_data(
         }
         // Random bytes would make invalid floats and strings; a cheap deterministic pattern
         // exercises the same kernels.
-        Some(InputDataType::RandomData(true)) if dt != DataType::Bytes => fixed(&|i| (i.wrapping_mul(2654435761) >> 24) as u8),
+        Some(InputDataType::RandomData(true)) if dt != DataType::Bytes => {
+            fixed(&|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        }
         _ if dt == DataType::Bytes => crate::tensor::serialize_bytes(&vec![b"".as_slice(); count]),
         _ => fixed(&|_| 0),
     })
@@ -167,13 +208,20 @@ fn warmup_data(
 pub fn instance_specs(cfg: &ModelConfig, gpu_count: usize) -> Result<Vec<InstanceSpec>, Status> {
     let mut specs = Vec::new();
     let groups = if cfg.instance_group.is_empty() {
-        vec![crate::proto::inference::ModelInstanceGroup { count: 1, ..Default::default() }]
+        vec![crate::proto::inference::ModelInstanceGroup {
+            count: 1,
+            ..Default::default()
+        }]
     } else {
         cfg.instance_group.clone()
     };
     for (gi, g) in groups.iter().enumerate() {
         let count = g.count.max(1) as usize;
-        let group = if g.name.is_empty() { format!("{}_{gi}", cfg.name) } else { g.name.clone() };
+        let group = if g.name.is_empty() {
+            format!("{}_{gi}", cfg.name)
+        } else {
+            g.name.clone()
+        };
         let kind = match GroupKind::try_from(g.kind).unwrap_or(GroupKind::Auto) {
             GroupKind::Gpu => DeviceKind::Gpu,
             GroupKind::Model => DeviceKind::Model,
@@ -193,7 +241,11 @@ pub fn instance_specs(cfg: &ModelConfig, gpu_count: usize) -> Result<Vec<Instanc
         }
         for device in devices {
             for i in 0..count {
-                specs.push(InstanceSpec { name: format!("{group}_{i}"), kind, device });
+                specs.push(InstanceSpec {
+                    name: format!("{group}_{i}"),
+                    kind,
+                    device,
+                });
             }
         }
     }

@@ -183,7 +183,12 @@ pub struct Responder {
 
 impl Responder {
     fn new(tx: mpsc::UnboundedSender<ResponseItem>) -> Self {
-        Responder { tx, done: false, stats: None, trace: None }
+        Responder {
+            tx,
+            done: false,
+            stats: None,
+            trace: None,
+        }
     }
 
     /// Records the request's outcome in `stats` when its final answer is sent.

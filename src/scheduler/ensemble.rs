@@ -37,7 +37,12 @@ impl Ensemble {
             .ensemble_scheduling()
             .map(|e| e.step.clone())
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| Status::invalid_arg(format!("ensemble '{}' has no ensemble_scheduling steps", cfg.name)))?;
+            .ok_or_else(|| {
+                Status::invalid_arg(format!(
+                    "ensemble '{}' has no ensemble_scheduling steps",
+                    cfg.name
+                ))
+            })?;
         let plan = Arc::new(Plan {
             name: cfg.name.clone(),
             steps,
@@ -67,12 +72,17 @@ impl Ensemble {
                 });
             })
             .map_err(|e| Status::internal(format!("cannot start ensemble thread: {e}")))?;
-        Ok(Ensemble { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
+        Ok(Ensemble {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     pub fn enqueue(&self, req: InferRequest) -> Result<(), (Status, InferRequest)> {
         match self.tx.lock().as_ref() {
-            Some(tx) => tx.send(req).map_err(|e| (Status::unavailable("ensemble is being unloaded"), e.0)),
+            Some(tx) => tx
+                .send(req)
+                .map_err(|e| (Status::unavailable("ensemble is being unloaded"), e.0)),
             None => Err((Status::unavailable("ensemble is being unloaded"), req)),
         }
     }
@@ -117,9 +127,16 @@ async fn run(plan: Arc<Plan>, submit: Submit, mut req: InferRequest) {
     }
 }
 
-async fn execute(plan: &Plan, submit: &Submit, req: &InferRequest) -> Result<HashMap<String, Tensor>, Status> {
-    let mut tensors: HashMap<String, Tensor> =
-        req.inputs.iter().map(|t| (t.name.clone(), t.tensor.clone())).collect();
+async fn execute(
+    plan: &Plan,
+    submit: &Submit,
+    req: &InferRequest,
+) -> Result<HashMap<String, Tensor>, Status> {
+    let mut tensors: HashMap<String, Tensor> = req
+        .inputs
+        .iter()
+        .map(|t| (t.name.clone(), t.tensor.clone()))
+        .collect();
     let mut done = vec![false; plan.steps.len()];
     let mut pending = FuturesUnordered::new();
     loop {
@@ -130,10 +147,18 @@ async fn execute(plan: &Plan, submit: &Submit, req: &InferRequest) -> Result<Has
             done[i] = true;
             pending.push(step_request(submit, req, i, step, &tensors)?);
         }
-        let Some(result) = pending.next().await else { break };
+        let Some(result) = pending.next().await else {
+            break;
+        };
         let (i, response) = result;
         let response: InferResponse = response.map_err(|e| {
-            Status::new(e.code, format!("in ensemble '{}', step '{}': {}", plan.name, plan.steps[i].model_name, e.message))
+            Status::new(
+                e.code,
+                format!(
+                    "in ensemble '{}', step '{}': {}",
+                    plan.name, plan.steps[i].model_name, e.message
+                ),
+            )
         })?;
         for (step_output, ensemble_tensor) in &plan.steps[i].output_map {
             if let Some(t) = response.output(step_output) {
@@ -153,7 +178,9 @@ async fn execute(plan: &Plan, submit: &Submit, req: &InferRequest) -> Result<Has
     Ok(tensors)
 }
 
-type StepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = (usize, Result<InferResponse, Status>)> + Send>>;
+type StepFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (usize, Result<InferResponse, Status>)> + Send>,
+>;
 
 fn step_request(
     submit: &Submit,
@@ -165,10 +192,19 @@ fn step_request(
     let inputs = step
         .input_map
         .iter()
-        .map(|(model_input, ensemble_tensor)| NamedTensor::new(model_input.clone(), tensors[ensemble_tensor].clone()))
+        .map(|(model_input, ensemble_tensor)| {
+            NamedTensor::new(model_input.clone(), tensors[ensemble_tensor].clone())
+        })
         .collect();
     let (mut sub, stream) = InferRequest::new(req.id.clone(), inputs);
-    sub.outputs = step.output_map.keys().map(|n| RequestedOutput { name: n.clone(), class_count: 0 }).collect();
+    sub.outputs = step
+        .output_map
+        .keys()
+        .map(|n| RequestedOutput {
+            name: n.clone(),
+            class_count: 0,
+        })
+        .collect();
     sub.parameters = req.parameters.clone();
     sub.priority = req.priority;
     sub.timeout_us = req.timeout_us;

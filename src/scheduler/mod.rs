@@ -86,7 +86,10 @@ impl Scheduler {
         stats: Arc<ModelStats>,
     ) -> Result<Scheduler, Status> {
         let e = ensemble::Ensemble::start(config, submit)?;
-        Ok(Scheduler { kind: Kind::Ensemble(e, stats), threads: Mutex::new(Vec::new()) })
+        Ok(Scheduler {
+            kind: Kind::Ensemble(e, stats),
+            threads: Mutex::new(Vec::new()),
+        })
     }
 
     /// Queues a request. A refused request is failed (and counted) before the error returns.

@@ -49,7 +49,11 @@ pub fn parse_version(v: &str) -> Result<Option<i64>, Status> {
     }
 }
 
-pub fn model_metadata(state: &ServerState, name: &str, version: Option<i64>) -> Result<pb::ModelMetadataResponse, Status> {
+pub fn model_metadata(
+    state: &ServerState,
+    name: &str,
+    version: Option<i64>,
+) -> Result<pb::ModelMetadataResponse, Status> {
     let mv = state.manager.get(name, version)?;
     let tensor = |s: &crate::request::validate::IoSpec| {
         let mut shape = s.dims.clone();
@@ -62,10 +66,19 @@ pub fn model_metadata(state: &ServerState, name: &str, version: Option<i64>) -> 
             shape,
         }
     };
-    let platform = if mv.config.platform.is_empty() { mv.config.backend.clone() } else { mv.config.platform.clone() };
+    let platform = if mv.config.platform.is_empty() {
+        mv.config.backend.clone()
+    } else {
+        mv.config.platform.clone()
+    };
     Ok(pb::ModelMetadataResponse {
         name: mv.name.clone(),
-        versions: state.manager.versions(name).iter().map(|v| v.to_string()).collect(),
+        versions: state
+            .manager
+            .versions(name)
+            .iter()
+            .map(|v| v.to_string())
+            .collect(),
         platform,
         inputs: mv.io.inputs.iter().map(tensor).collect(),
         outputs: mv.io.outputs.iter().map(tensor).collect(),
@@ -73,7 +86,10 @@ pub fn model_metadata(state: &ServerState, name: &str, version: Option<i64>) -> 
 }
 
 fn duration(d: &DurationStat) -> Option<pb::StatisticDuration> {
-    Some(pb::StatisticDuration { count: d.count(), ns: d.ns() })
+    Some(pb::StatisticDuration {
+        count: d.count(),
+        ns: d.ns(),
+    })
 }
 
 fn version_stats(v: &ModelVersion) -> pb::ModelStatistics {
@@ -110,13 +126,24 @@ fn version_stats(v: &ModelVersion) -> pb::ModelStatistics {
 }
 
 /// Statistics of every serving version, of one model, or of one version.
-pub fn model_statistics(state: &ServerState, name: &str, version: Option<i64>) -> Result<pb::ModelStatisticsResponse, Status> {
+pub fn model_statistics(
+    state: &ServerState,
+    name: &str,
+    version: Option<i64>,
+) -> Result<pb::ModelStatisticsResponse, Status> {
     let versions: Vec<Arc<ModelVersion>> = if name.is_empty() {
         state.manager.serving()
     } else {
-        let all: Vec<Arc<ModelVersion>> = state.manager.serving().into_iter().filter(|v| v.name == name).collect();
+        let all: Vec<Arc<ModelVersion>> = state
+            .manager
+            .serving()
+            .into_iter()
+            .filter(|v| v.name == name)
+            .collect();
         if all.is_empty() {
-            return Err(Status::invalid_arg(format!("requested model '{name}' is not available")));
+            return Err(Status::invalid_arg(format!(
+                "requested model '{name}' is not available"
+            )));
         }
         match version {
             None => all,
@@ -131,7 +158,9 @@ pub fn model_statistics(state: &ServerState, name: &str, version: Option<i64>) -
             }
         }
     };
-    Ok(pb::ModelStatisticsResponse { model_stats: versions.iter().map(|v| version_stats(v)).collect() })
+    Ok(pb::ModelStatisticsResponse {
+        model_stats: versions.iter().map(|v| version_stats(v)).collect(),
+    })
 }
 
 pub fn repository_index(state: &ServerState, ready_only: bool) -> pb::RepositoryIndexResponse {

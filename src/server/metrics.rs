@@ -45,14 +45,21 @@ pub fn router(state: Arc<ServerState>, opts: &MetricsOptions) -> anyhow::Result<
             }
         });
     }
-    Ok(Router::new().route("/metrics", get(scrape)).with_state(Arc::new(registry)))
+    Ok(Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(Arc::new(registry)))
 }
 
 async fn scrape(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
     let mut buf = Vec::new();
     let encoder = TextEncoder::new();
     match encoder.encode(&registry.gather(), &mut buf) {
-        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, encoder.format_type().to_string())], buf).into_response(),
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, encoder.format_type().to_string())],
+            buf,
+        )
+            .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
@@ -102,21 +109,31 @@ fn us(d: &DurationStat) -> f64 {
 
 /// The per-model families: (name, help, read).
 const COUNTERS: [(&str, &str, Read); 8] = [
-    ("nv_inference_request_success", "Number of successful inference requests, all batch sizes", |s| s.success.count() as f64),
-    ("nv_inference_count", "Number of inferences performed (does not include cached requests)", |s| {
-        s.inference_count.load(std::sync::atomic::Ordering::Relaxed) as f64
-    }),
-    ("nv_inference_exec_count", "Number of model executions performed (does not include cached requests)", |s| {
-        s.execution_count.load(std::sync::atomic::Ordering::Relaxed) as f64
-    }),
+    (
+        "nv_inference_request_success",
+        "Number of successful inference requests, all batch sizes",
+        |s| s.success.count() as f64,
+    ),
+    (
+        "nv_inference_count",
+        "Number of inferences performed (does not include cached requests)",
+        |s| s.inference_count.load(std::sync::atomic::Ordering::Relaxed) as f64,
+    ),
+    (
+        "nv_inference_exec_count",
+        "Number of model executions performed (does not include cached requests)",
+        |s| s.execution_count.load(std::sync::atomic::Ordering::Relaxed) as f64,
+    ),
     (
         "nv_inference_request_duration_us",
         "Cumulative inference request duration in microseconds (includes cached requests)",
         |s| us(&s.success) + us(&s.fail),
     ),
-    ("nv_inference_queue_duration_us", "Cumulative inference queuing duration in microseconds (includes cached requests)", |s| {
-        us(&s.queue)
-    }),
+    (
+        "nv_inference_queue_duration_us",
+        "Cumulative inference queuing duration in microseconds (includes cached requests)",
+        |s| us(&s.queue),
+    ),
     (
         "nv_inference_compute_input_duration_us",
         "Cumulative compute input duration in microseconds (does not include cached requests)",
@@ -144,7 +161,12 @@ impl InferenceCollector {
         let mut descs = Vec::new();
         let mv = || vec!["model".to_string(), "version".to_string()];
         for (name, help, _) in COUNTERS {
-            descs.push(Desc::new(name.into(), help.into(), mv(), Default::default())?);
+            descs.push(Desc::new(
+                name.into(),
+                help.into(),
+                mv(),
+                Default::default(),
+            )?);
         }
         descs.push(Desc::new(
             "nv_inference_request_failure".into(),
@@ -176,10 +198,13 @@ impl Collector for InferenceCollector {
             name,
             help,
             MetricType::COUNTER,
-            versions.iter().map(|v| {
-                let (m, ver) = key(v);
-                counter(labels(&[("model", &m), ("version", &ver)]), read(&v.stats))
-            }).collect(),
+            versions
+                .iter()
+                .map(|v| {
+                    let (m, ver) = key(v);
+                    counter(labels(&[("model", &m), ("version", &ver)]), read(&v.stats))
+                })
+                .collect(),
         ));
         let mut failures = Vec::new();
         for v in &versions {
@@ -202,20 +227,29 @@ impl Collector for InferenceCollector {
                 name,
                 help,
                 MetricType::COUNTER,
-                versions.iter().map(|v| {
-                    let (m, ver) = key(v);
-                    counter(labels(&[("model", &m), ("version", &ver)]), read(&v.stats))
-                }).collect(),
+                versions
+                    .iter()
+                    .map(|v| {
+                        let (m, ver) = key(v);
+                        counter(labels(&[("model", &m), ("version", &ver)]), read(&v.stats))
+                    })
+                    .collect(),
             ));
         }
         out.push(family(
             "nv_inference_pending_request_count",
             "Instantaneous number of pending requests awaiting execution per-model.",
             MetricType::GAUGE,
-            versions.iter().map(|v| {
-                let (m, ver) = key(v);
-                gauge(labels(&[("model", &m), ("version", &ver)]), v.stats.pending() as f64)
-            }).collect(),
+            versions
+                .iter()
+                .map(|v| {
+                    let (m, ver) = key(v);
+                    gauge(
+                        labels(&[("model", &m), ("version", &ver)]),
+                        v.stats.pending() as f64,
+                    )
+                })
+                .collect(),
         ));
         out
     }
@@ -230,7 +264,9 @@ struct CpuCollector {
 
 impl CpuCollector {
     fn sample(&self) {
-        let Some((busy, total)) = read_proc_stat() else { return };
+        let Some((busy, total)) = read_proc_stat() else {
+            return;
+        };
         let mut last = self.last.lock();
         if let Some((b0, t0)) = *last {
             if total > t0 {
@@ -248,8 +284,14 @@ impl CpuHandle {
         let d = |n: &str, h: &str| Desc::new(n.into(), h.into(), vec![], Default::default());
         let descs = vec![
             d("nv_cpu_utilization", "CPU utilization rate [0.0 - 1.0]")?,
-            d("nv_cpu_memory_total_bytes", "CPU total memory (RAM), in bytes")?,
-            d("nv_cpu_memory_used_bytes", "CPU used memory (RAM), in bytes")?,
+            d(
+                "nv_cpu_memory_total_bytes",
+                "CPU total memory (RAM), in bytes",
+            )?,
+            d(
+                "nv_cpu_memory_used_bytes",
+                "CPU used memory (RAM), in bytes",
+            )?,
         ];
         Ok(CpuHandle(cpu, descs))
     }
@@ -289,7 +331,11 @@ impl Collector for CpuHandle {
 fn read_proc_stat() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
     let line = text.lines().find(|l| l.starts_with("cpu "))?;
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let total: u64 = v.iter().take(8).sum();
     let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
     Some((total.saturating_sub(idle), total))
@@ -300,7 +346,11 @@ fn read_meminfo() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = text.lines().find(|l| l.starts_with(name))?;
-        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+        line.split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+            .map(|kb| kb * 1024)
     };
     Some((field("MemTotal:")?, field("MemAvailable:")?))
 }

@@ -2,13 +2,13 @@
 //! Triton's extensions, and Prometheus metrics. Only this module knows wire formats and
 //! status codes; everything below it speaks `InferRequest` and `Status`.
 
-pub mod settings;
-pub mod shm;
 pub mod common;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod restrict;
+pub mod settings;
+pub mod shm;
 pub mod state;
 
 use std::sync::Arc;
@@ -35,7 +35,11 @@ pub struct RunOptions {
 /// Serves until `state.shutdown` is cancelled, then shuts down in order: readiness turns
 /// false, listeners stop accepting, in-flight requests drain (bounded by the exit
 /// timeout), queues close and the instance threads are joined.
-pub async fn run(state: Arc<ServerState>, listeners: Listeners, opts: RunOptions) -> anyhow::Result<()> {
+pub async fn run(
+    state: Arc<ServerState>,
+    listeners: Listeners,
+    opts: RunOptions,
+) -> anyhow::Result<()> {
     let token = state.shutdown.clone();
     let mut tasks = JoinSet::new();
     if let Some(l) = listeners.grpc {
@@ -44,7 +48,10 @@ pub async fn run(state: Arc<ServerState>, listeners: Listeners, opts: RunOptions
         let stop = token.clone();
         tasks.spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
-            router.serve_with_incoming_shutdown(incoming, stop.cancelled_owned()).await.map_err(anyhow::Error::from)
+            router
+                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                .await
+                .map_err(anyhow::Error::from)
         });
         tracing::info!("Started GRPCInferenceService at {addr}");
     }
@@ -53,7 +60,10 @@ pub async fn run(state: Arc<ServerState>, listeners: Listeners, opts: RunOptions
         let app = http::router(state.clone());
         let stop = token.clone();
         tasks.spawn(async move {
-            axum::serve(l, app).with_graceful_shutdown(stop.cancelled_owned()).await.map_err(anyhow::Error::from)
+            axum::serve(l, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .map_err(anyhow::Error::from)
         });
         tracing::info!("Started HTTPService at {addr}");
     }
@@ -62,19 +72,35 @@ pub async fn run(state: Arc<ServerState>, listeners: Listeners, opts: RunOptions
         let app = metrics::router(state.clone(), &opts.metrics)?;
         let stop = token.clone();
         tasks.spawn(async move {
-            axum::serve(l, app).with_graceful_shutdown(stop.cancelled_owned()).await.map_err(anyhow::Error::from)
+            axum::serve(l, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .map_err(anyhow::Error::from)
         });
         tracing::info!("Started Metrics Service at {addr}");
     }
 
     token.cancelled().await;
-    tracing::info!("shutting down: waiting up to {:?} for {} in-flight requests", opts.exit_timeout, state.inflight());
-    if tokio::time::timeout(opts.exit_timeout, state.drained()).await.is_err() {
-        tracing::warn!("exit timeout reached with {} requests still in flight", state.inflight());
+    tracing::info!(
+        "shutting down: waiting up to {:?} for {} in-flight requests",
+        opts.exit_timeout,
+        state.inflight()
+    );
+    if tokio::time::timeout(opts.exit_timeout, state.drained())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "exit timeout reached with {} requests still in flight",
+            state.inflight()
+        );
     }
     let manager = state.manager.clone();
     let stopped = tokio::task::spawn_blocking(move || manager.shutdown());
-    if tokio::time::timeout(opts.exit_timeout, stopped).await.is_err() {
+    if tokio::time::timeout(opts.exit_timeout, stopped)
+        .await
+        .is_err()
+    {
         tracing::warn!("models did not stop within the exit timeout");
     }
     let joined = tokio::time::timeout(Duration::from_secs(5), async {

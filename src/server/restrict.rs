@@ -49,24 +49,34 @@ impl Restrictions {
     pub fn parse(specs: &[String]) -> Result<Restrictions, String> {
         let mut r = Restrictions::default();
         for spec in specs {
-            let (cats, key) = spec
-                .split_once(':')
-                .ok_or_else(|| format!("restricted API '{spec}' must look like 'category,...:header=value'"))?;
-            let (header, value) = key
-                .split_once('=')
-                .ok_or_else(|| format!("restricted API '{spec}' must look like 'category,...:header=value'"))?;
+            let (cats, key) = spec.split_once(':').ok_or_else(|| {
+                format!("restricted API '{spec}' must look like 'category,...:header=value'")
+            })?;
+            let (header, value) = key.split_once('=').ok_or_else(|| {
+                format!("restricted API '{spec}' must look like 'category,...:header=value'")
+            })?;
             if header.is_empty() || value.is_empty() {
-                return Err(format!("restricted API '{spec}' needs a header name and a value"));
+                return Err(format!(
+                    "restricted API '{spec}' needs a header name and a value"
+                ));
             }
             for c in cats.split(',').map(str::trim) {
-                let cat = CATEGORIES
-                    .iter()
-                    .find(|k| **k == c)
-                    .ok_or_else(|| format!("unknown API category '{c}'; expected one of {}", CATEGORIES.join(", ")))?;
+                let cat = CATEGORIES.iter().find(|k| **k == c).ok_or_else(|| {
+                    format!(
+                        "unknown API category '{c}'; expected one of {}",
+                        CATEGORIES.join(", ")
+                    )
+                })?;
                 if r.by_category.contains_key(cat) {
                     return Err(format!("API category '{c}' is restricted twice"));
                 }
-                r.by_category.insert(cat, Key { header: header.to_ascii_lowercase(), value: value.to_string() });
+                r.by_category.insert(
+                    cat,
+                    Key {
+                        header: header.to_ascii_lowercase(),
+                        value: value.to_string(),
+                    },
+                );
             }
         }
         Ok(r)
@@ -77,8 +87,14 @@ impl Restrictions {
     }
 
     /// Checks a request of `category`; `header` looks a header up by lower-case name.
-    pub fn check<'a>(&self, category: &str, header: impl Fn(&str) -> Option<&'a str>) -> Result<(), Denied> {
-        let Some(key) = self.by_category.get(category) else { return Ok(()) };
+    pub fn check<'a>(
+        &self,
+        category: &str,
+        header: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<(), Denied> {
+        let Some(key) = self.by_category.get(category) else {
+            return Ok(());
+        };
         match header(&key.header) {
             None => Err(Denied::Missing(key.header.clone())),
             Some(v) if constant_time_eq(v.as_bytes(), key.value.as_bytes()) => Ok(()),
@@ -97,7 +113,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The category of an HTTP path (and method), as Triton groups its endpoints.
 pub fn http_category(path: &str) -> &'static str {
-    let parts: Vec<&str> = path.trim_end_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = path
+        .trim_end_matches('/')
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
     match parts.as_slice() {
         ["v2", "health", ..] => "health",
         ["v2", "repository", ..] => "model-repository",
@@ -109,7 +129,9 @@ pub fn http_category(path: &str) -> &'static str {
         ["v2", "models", .., "stats"] => "statistics",
         ["v2", "models", .., "config"] => "model-config",
         ["v2", "models", .., "ready"] => "health",
-        ["v2", "models", .., "infer"] | ["v2", "models", .., "generate"] | ["v2", "models", .., "generate_stream"] => "inference",
+        ["v2", "models", .., "infer"]
+        | ["v2", "models", .., "generate"]
+        | ["v2", "models", .., "generate_stream"] => "inference",
         _ => "metadata",
     }
 }
@@ -136,11 +158,21 @@ mod tests {
 
     #[test]
     fn parses_and_checks() {
-        let r = Restrictions::parse(&["model-repository,shared-memory:Admin-Key=s3cret".into()]).unwrap();
+        let r = Restrictions::parse(&["model-repository,shared-memory:Admin-Key=s3cret".into()])
+            .unwrap();
         let none = |_: &str| None;
-        assert_eq!(r.check("model-repository", none), Err(Denied::Missing("admin-key".into())));
-        assert_eq!(r.check("shared-memory", |h| (h == "admin-key").then_some("nope")), Err(Denied::Wrong("admin-key".into())));
-        assert_eq!(r.check("shared-memory", |h| (h == "admin-key").then_some("s3cret")), Ok(()));
+        assert_eq!(
+            r.check("model-repository", none),
+            Err(Denied::Missing("admin-key".into()))
+        );
+        assert_eq!(
+            r.check("shared-memory", |h| (h == "admin-key").then_some("nope")),
+            Err(Denied::Wrong("admin-key".into()))
+        );
+        assert_eq!(
+            r.check("shared-memory", |h| (h == "admin-key").then_some("s3cret")),
+            Ok(())
+        );
         assert_eq!(r.check("inference", none), Ok(()));
         assert!(Restrictions::parse(&["bogus:a=b".into()]).is_err());
         assert!(Restrictions::parse(&["health:a".into()]).is_err());

@@ -99,16 +99,25 @@ impl TraceSettings {
     }
 
     fn enabled(&self) -> bool {
-        self.level.iter().any(|l| l == "TIMESTAMPS" || l == "TENSORS")
+        self.level
+            .iter()
+            .any(|l| l == "TIMESTAMPS" || l == "TENSORS")
     }
 
     /// Applies one update; `None` clears a per-model setting back to the global one.
     fn set(&mut self, key: &str, value: &[String]) -> Result<(), Status> {
         let one = || {
-            value.first().cloned().ok_or_else(|| Status::invalid_arg(format!("trace setting '{key}' needs a value")))
+            value
+                .first()
+                .cloned()
+                .ok_or_else(|| Status::invalid_arg(format!("trace setting '{key}' needs a value")))
         };
         let num = |s: String| {
-            s.parse::<i64>().map_err(|_| Status::invalid_arg(format!("trace setting '{key}' must be an integer, got '{s}'")))
+            s.parse::<i64>().map_err(|_| {
+                Status::invalid_arg(format!(
+                    "trace setting '{key}' must be an integer, got '{s}'"
+                ))
+            })
         };
         match key {
             "trace_level" => {
@@ -135,7 +144,9 @@ impl TraceSettings {
             "trace_count" => {
                 let c = num(one()?)?;
                 if c < -1 {
-                    return Err(Status::invalid_arg("trace_count must be -1 (unlimited) or at least 0"));
+                    return Err(Status::invalid_arg(
+                        "trace_count must be -1 (unlimited) or at least 0",
+                    ));
                 }
                 self.count = c;
             }
@@ -150,11 +161,17 @@ impl TraceSettings {
             "trace_mode" => {
                 let m = one()?;
                 if m != "triton" {
-                    return Err(Status::invalid_arg(format!("unsupported trace mode '{m}': only 'triton' is available")));
+                    return Err(Status::invalid_arg(format!(
+                        "unsupported trace mode '{m}': only 'triton' is available"
+                    )));
                 }
                 self.mode = m;
             }
-            _ => return Err(Status::invalid_arg(format!("unknown trace setting '{key}'"))),
+            _ => {
+                return Err(Status::invalid_arg(format!(
+                    "unknown trace setting '{key}'"
+                )));
+            }
         }
         Ok(())
     }
@@ -169,9 +186,17 @@ struct TraceState {
 
 impl TraceState {
     fn new(settings: TraceSettings) -> TraceState {
-        let sink = Arc::new(TraceSink::new(settings.file.clone(), settings.log_frequency));
+        let sink = Arc::new(TraceSink::new(
+            settings.file.clone(),
+            settings.log_frequency,
+        ));
         let remaining = AtomicI64::new(settings.count);
-        TraceState { settings, sink, seen: AtomicU64::new(0), remaining }
+        TraceState {
+            settings,
+            sink,
+            seen: AtomicU64::new(0),
+            remaining,
+        }
     }
 }
 
@@ -217,7 +242,11 @@ impl Settings {
                     }
                     next.format = s.clone();
                 }
-                ("log_file" | "log_info" | "log_warning" | "log_error" | "log_verbose_level" | "log_format", _) => {
+                (
+                    "log_file" | "log_info" | "log_warning" | "log_error" | "log_verbose_level"
+                    | "log_format",
+                    _,
+                ) => {
                     return Err(wrong());
                 }
                 _ => return Err(Status::invalid_arg(format!("unknown log setting '{key}'"))),
@@ -242,18 +271,34 @@ impl Settings {
 
     /// Updates trace settings globally or for one model. A `None` value resets that key
     /// (for a model: back to the global value).
-    pub fn update_trace(&self, model: Option<&str>, updates: &[(String, Option<Vec<String>>)]) -> Result<TraceSettings, Status> {
+    pub fn update_trace(
+        &self,
+        model: Option<&str>,
+        updates: &[(String, Option<Vec<String>>)],
+    ) -> Result<TraceSettings, Status> {
         let global = self.trace(None);
         let mut next = self.trace(model);
         for (key, value) in updates {
             match value {
                 Some(v) => next.set(key, v)?,
                 None => {
-                    let base = if model.is_some() { global.clone() } else { TraceSettings::default() };
-                    let value = base.to_map().into_iter().find(|(k, _)| k == key).map(|(_, v)| v);
+                    let base = if model.is_some() {
+                        global.clone()
+                    } else {
+                        TraceSettings::default()
+                    };
+                    let value = base
+                        .to_map()
+                        .into_iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v);
                     match value {
                         Some(v) => next.set(key, &v)?,
-                        None => return Err(Status::invalid_arg(format!("unknown trace setting '{key}'"))),
+                        None => {
+                            return Err(Status::invalid_arg(format!(
+                                "unknown trace setting '{key}'"
+                            )));
+                        }
                     }
                 }
             }
@@ -284,7 +329,11 @@ impl Settings {
         if state.settings.count >= 0 && state.remaining.fetch_sub(1, Ordering::Relaxed) <= 0 {
             return None;
         }
-        Some(Arc::new(Trace::new(self.next_id.fetch_add(1, Ordering::Relaxed), model, state.sink.clone())))
+        Some(Arc::new(Trace::new(
+            self.next_id.fetch_add(1, Ordering::Relaxed),
+            model,
+            state.sink.clone(),
+        )))
     }
 }
 
@@ -293,7 +342,14 @@ mod tests {
     use super::*;
 
     fn settings() -> Settings {
-        let log = LogSettings { file: String::new(), info: true, warning: true, error: true, verbose_level: 0, format: "default".into() };
+        let log = LogSettings {
+            file: String::new(),
+            info: true,
+            warning: true,
+            error: true,
+            verbose_level: 0,
+            format: "default".into(),
+        };
         Settings::new(log, TraceSettings::default(), None)
     }
 
@@ -304,7 +360,16 @@ mod tests {
         let s = settings();
         assert!(s.sample("m").is_none());
         let v = |x: &str| Some(vec![x.to_string()]);
-        s.update_trace(None, &[("trace_level".into(), v("TIMESTAMPS")), ("trace_rate".into(), v("2")), ("trace_file".into(), Some(vec![file.clone()])), ("trace_count".into(), v("2"))]).unwrap();
+        s.update_trace(
+            None,
+            &[
+                ("trace_level".into(), v("TIMESTAMPS")),
+                ("trace_rate".into(), v("2")),
+                ("trace_file".into(), Some(vec![file.clone()])),
+                ("trace_count".into(), v("2")),
+            ],
+        )
+        .unwrap();
         let traced: Vec<_> = (0..10).filter_map(|_| s.sample("m")).collect();
         assert_eq!(traced.len(), 2, "rate 2 and count 2");
         traced[0].mark("REQUEST_START");
@@ -313,7 +378,10 @@ mod tests {
         assert_eq!(text.lines().count(), 2);
         assert!(text.contains("\"model_name\":\"m\""));
         assert!(text.contains("REQUEST_START"));
-        assert!(s.update_trace(None, &[("trace_level".into(), v("LOUD"))]).is_err());
+        assert!(
+            s.update_trace(None, &[("trace_level".into(), v("LOUD"))])
+                .is_err()
+        );
         assert!(s.update_trace(None, &[("nope".into(), v("1"))]).is_err());
     }
 
@@ -321,13 +389,20 @@ mod tests {
     fn model_settings_override_and_reset() {
         let s = settings();
         let v = |x: &str| Some(vec![x.to_string()]);
-        s.update_trace(Some("m"), &[("trace_rate".into(), v("5"))]).unwrap();
+        s.update_trace(Some("m"), &[("trace_rate".into(), v("5"))])
+            .unwrap();
         assert_eq!(s.trace(Some("m")).rate, 5);
         assert_eq!(s.trace(None).rate, 1000);
-        s.update_trace(Some("m"), &[("trace_rate".into(), None)]).unwrap();
+        s.update_trace(Some("m"), &[("trace_rate".into(), None)])
+            .unwrap();
         assert_eq!(s.trace(Some("m")).rate, 1000);
-        let log = s.update_log(&[("log_verbose_level".into(), LogValue::Uint(1))]).unwrap();
+        let log = s
+            .update_log(&[("log_verbose_level".into(), LogValue::Uint(1))])
+            .unwrap();
         assert_eq!(log.verbose_level, 1);
-        assert!(s.update_log(&[("log_info".into(), LogValue::Uint(1))]).is_err());
+        assert!(
+            s.update_log(&[("log_info".into(), LogValue::Uint(1))])
+                .is_err()
+        );
     }
 }

@@ -51,9 +51,18 @@ pub struct ShmRegistry {
 }
 
 impl ShmRegistry {
-    pub fn register(&self, name: &str, key: &str, offset: u64, byte_size: u64) -> Result<(), Status> {
+    pub fn register(
+        &self,
+        name: &str,
+        key: &str,
+        offset: u64,
+        byte_size: u64,
+    ) -> Result<(), Status> {
         if self.regions.read().contains_key(name) {
-            return Err(Status::new(Code::AlreadyExists, format!("shared memory region '{name}' already in manager")));
+            return Err(Status::new(
+                Code::AlreadyExists,
+                format!("shared memory region '{name}' already in manager"),
+            ));
         }
         let map = map_region(key, offset, byte_size)?;
         let region = Arc::new(Region {
@@ -65,7 +74,10 @@ impl ShmRegistry {
         });
         let mut regions = self.regions.write();
         if regions.contains_key(name) {
-            return Err(Status::new(Code::AlreadyExists, format!("shared memory region '{name}' already in manager")));
+            return Err(Status::new(
+                Code::AlreadyExists,
+                format!("shared memory region '{name}' already in manager"),
+            ));
         }
         regions.insert(name.to_string(), region);
         Ok(())
@@ -84,7 +96,9 @@ impl ShmRegistry {
 
     pub fn get(&self, name: &str) -> Result<Arc<Region>, Status> {
         self.regions.read().get(name).cloned().ok_or_else(|| {
-            Status::invalid_arg(format!("Unable to find system shared memory region: '{name}'"))
+            Status::invalid_arg(format!(
+                "Unable to find system shared memory region: '{name}'"
+            ))
         })
     }
 
@@ -118,7 +132,13 @@ fn map_region(key: &str, offset: u64, byte_size: u64) -> Result<MmapMut, Status>
     // SAFETY: the mapping stays within the object's size, checked above. Other processes
     // may write to it concurrently; reads and writes copy bytes and never form references
     // to typed data, so a concurrent change yields odd values, not undefined behaviour.
-    unsafe { MmapOptions::new().offset(offset).len(byte_size as usize).map_mut(&file) }.map_err(|_| invalid())
+    unsafe {
+        MmapOptions::new()
+            .offset(offset)
+            .len(byte_size as usize)
+            .map_mut(&file)
+    }
+    .map_err(|_| invalid())
 }
 
 #[cfg(test)]
@@ -150,7 +170,10 @@ mod tests {
         let _shm = Shm::new(&key, 64);
         let reg = ShmRegistry::default();
         reg.register("r", &key, 16, 32).unwrap();
-        assert_eq!(reg.register("r", &key, 0, 8).unwrap_err().message, "shared memory region 'r' already in manager");
+        assert_eq!(
+            reg.register("r", &key, 0, 8).unwrap_err().message,
+            "shared memory region 'r' already in manager"
+        );
         let r = reg.get("r").unwrap();
         r.write(4, b"abcd").unwrap();
         assert_eq!(&r.read(4, 4).unwrap()[..], b"abcd");

@@ -17,9 +17,17 @@ pub fn router(state: Arc<ServerState>) -> Router {
 }
 
 async fn live(State(s): State<Arc<ServerState>>) -> StatusCode {
-    if s.live() { StatusCode::OK } else { StatusCode::BAD_REQUEST }
+    if s.live() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    }
 }
 
 async fn ready(State(s): State<Arc<ServerState>>) -> StatusCode {
-    if s.ready() { StatusCode::OK } else { StatusCode::BAD_REQUEST }
+    if s.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    }
 }
