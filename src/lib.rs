@@ -15,3 +15,4 @@ pub mod check;
 pub mod cli;
 pub mod logging;
 pub mod registry;
+pub mod perf;
