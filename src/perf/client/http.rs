@@ -89,6 +89,9 @@ fn error_text(status: StatusCode, body: &[u8]) -> String {
         .ok()
         .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
+    if msg.trim().is_empty() {
+        return format!("HTTP {} with an empty body", status);
+    }
     format!("HTTP {}: {msg}", status.as_u16())
 }
 
