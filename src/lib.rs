@@ -5,6 +5,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod perf;
 pub mod proto;
 pub mod registry;
 pub mod repository;
