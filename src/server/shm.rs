@@ -101,7 +101,7 @@ impl ShmRegistry {
 }
 
 fn map_region(key: &str, offset: u64, byte_size: u64) -> Result<MmapMut, Status> {
-    let open_err = || Status::invalid_arg(format!("Unable to open shared memory region: '{key}'"));
+    let open_err = || Status::internal(format!("Unable to open shared memory region: '{key}'"));
     let ckey = CString::new(key).map_err(|_| open_err())?;
     // SAFETY: `ckey` is a valid NUL-terminated string; the descriptor is owned below.
     let fd = unsafe { libc::shm_open(ckey.as_ptr(), libc::O_RDWR, 0) };
