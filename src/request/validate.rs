@@ -151,13 +151,14 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
         .collect();
     let count_ok = req.inputs.len() >= required && req.inputs.len() <= io.inputs.len();
     // With a plausible count, Triton names the first unknown input (without the request id).
-    if count_ok && known != req.inputs.len() {
-        if let Some(t) = req.inputs.iter().find(|t| io.input(&t.name).is_none()) {
-            return Err(Status::invalid_arg(format!(
-                "unexpected inference input '{}' for model '{model}'",
-                t.name
-            )));
-        }
+    if count_ok
+        && known != req.inputs.len()
+        && let Some(t) = req.inputs.iter().find(|t| io.input(&t.name).is_none())
+    {
+        return Err(Status::invalid_arg(format!(
+            "unexpected inference input '{}' for model '{model}'",
+            t.name
+        )));
     }
     if !count_ok || !missing.is_empty() {
         let got: Vec<String> = req
@@ -258,7 +259,13 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
 
 /// Walks a serialized BYTES buffer as Triton does, with its messages for each way it can
 /// be wrong: too many elements, a cut length indicator, cut data, too few elements.
-fn check_bytes(prefix: &str, name: &str, model: &str, mut data: &[u8], expected: usize) -> Result<(), Status> {
+fn check_bytes(
+    prefix: &str,
+    name: &str,
+    model: &str,
+    mut data: &[u8],
+    expected: usize,
+) -> Result<(), Status> {
     let mut n = 0usize;
     while !data.is_empty() {
         if n >= expected {
@@ -353,10 +360,22 @@ mod tests {
         let p = "[request id: r] ";
         let err = |data: &[u8], n| check_bytes(p, "IN", "m", data, n).unwrap_err().message;
         assert!(check_bytes(p, "IN", "m", b"\x01\0\0\0a\0\0\0\0", 2).is_ok());
-        assert_eq!(err(b"\x01\0\0\0a\x01\0\0\0b", 1), "[request id: r] unexpected number of string elements 2 for inference input 'IN' for model 'm', expecting 1");
-        assert_eq!(err(b"\x01\0\0\0a", 2), "[request id: r] expected 2 string elements for inference input 'IN' for model 'm', got 1");
-        assert_eq!(err(b"\x01\0", 1), "[request id: r] incomplete string length indicator for inference input 'IN' for model 'm', expecting 4 bytes but only 2 bytes available. Please make sure the string length indicator is in one buffer.");
-        assert_eq!(err(b"\x0a\0\0\0abc", 1), "incomplete string data for inference input 'IN', expecting string of length 10 but only 3 bytes available");
+        assert_eq!(
+            err(b"\x01\0\0\0a\x01\0\0\0b", 1),
+            "[request id: r] unexpected number of string elements 2 for inference input 'IN' for model 'm', expecting 1"
+        );
+        assert_eq!(
+            err(b"\x01\0\0\0a", 2),
+            "[request id: r] expected 2 string elements for inference input 'IN' for model 'm', got 1"
+        );
+        assert_eq!(
+            err(b"\x01\0", 1),
+            "[request id: r] incomplete string length indicator for inference input 'IN' for model 'm', expecting 4 bytes but only 2 bytes available. Please make sure the string length indicator is in one buffer."
+        );
+        assert_eq!(
+            err(b"\x0a\0\0\0abc", 1),
+            "incomplete string data for inference input 'IN', expecting string of length 10 but only 3 bytes available"
+        );
         assert!(check_bytes(p, "IN", "m", b"", 0).is_ok());
     }
 
