@@ -4,9 +4,11 @@
 //! Each RPC group lives in its own file; this one only routes and maps errors. Request-path
 //! errors are `crate::status::Status` everywhere below and become `tonic::Status` once, here.
 
+mod contents;
 mod health;
 mod infer;
 mod models;
+mod params;
 mod repository;
 mod settings;
 mod shm;
