@@ -681,6 +681,70 @@ async fn shared_memory_inputs_and_outputs() {
             "Unable to open shared memory region: '/despina_no_such_key'".to_string()
         )
     );
+    // Windows beyond the object (4096 bytes) and empty ones are refused as Triton refuses them.
+    for (offset, byte_size, code, message) in [
+        (
+            0,
+            8192,
+            Code::InvalidArgument,
+            "failed to register shared memory region 'w': invalid args",
+        ),
+        (
+            4000,
+            200,
+            Code::InvalidArgument,
+            "failed to register shared memory region 'w': invalid args",
+        ),
+        (
+            0,
+            0,
+            Code::InvalidArgument,
+            "failed to register shared memory region 'w': unable to process address spaceInvalid argument",
+        ),
+    ] {
+        let r = pb::SystemSharedMemoryRegisterRequest {
+            name: "w".into(),
+            key: shm.key.clone(),
+            offset,
+            byte_size,
+        };
+        assert_eq!(
+            failure(c.system_shared_memory_register(r).await),
+            (code, message.to_string())
+        );
+    }
+    // Unaligned offsets work (Triton 2.51 cannot map them).
+    let r = pb::SystemSharedMemoryRegisterRequest {
+        name: "w".into(),
+        key: shm.key.clone(),
+        offset: 100,
+        byte_size: 64,
+    };
+    c.system_shared_memory_register(r).await.unwrap();
+    shm.bytes()[100..164].copy_from_slice(&int32s(&[9; 16]));
+    let mut in0 = input("INPUT0", "INT32", &[1, 16]);
+    in0.parameters = shm_params("w", 0, 64);
+    let mut req = request(
+        "simple",
+        vec![in0, ints("INPUT1", "INT32", &[1, 16], &[1; 16])],
+    );
+    req.outputs = vec![output("OUTPUT0")];
+    let r = c.model_infer(req).await.unwrap().into_inner();
+    assert_eq!(as_int32s(&r.raw_output_contents[0]), [10; 16]);
+    // With the object already mapped for another region, Triton says this instead.
+    let r = pb::SystemSharedMemoryRegisterRequest {
+        name: "w2".into(),
+        key: shm.key.clone(),
+        offset: 0,
+        byte_size: 8192,
+    };
+    assert_eq!(
+        failure(c.system_shared_memory_register(r).await),
+        (
+            Code::Internal,
+            format!("Invalid shared memory region: '{}'", shm.key)
+        )
+    );
 }
 
 /// Triton's answers to bad requests, recorded from the reference (one deliberate difference:
@@ -737,6 +801,10 @@ async fn bad_requests_answer_like_triton() {
             "[request id: <id_unknown>] input 'INPUT0' already exists in request".into()),
         ("unknown output", simple_with(&|r| r.outputs = vec![output("OUTPUT9")]), Code::InvalidArgument,
             "unexpected inference output 'OUTPUT9' for model 'simple'".into()),
+        ("batch mismatch", request("simple", vec![ia("INPUT0", "INT32", &[2, 16], 32), ia("INPUT1", "INT32", &[1, 16], 16)]), Code::InvalidArgument,
+            "[request id: <id_unknown>] input 'INPUT0' batch size does not match other inputs for 'simple'".into()),
+        ("two wrong shapes: Triton names the last", request("simple", vec![ia("INPUT0", "INT32", &[1, 8], 8), ia("INPUT1", "INT32", &[1, 8], 8)]), Code::InvalidArgument,
+            mismatch.replace("INPUT0", "INPUT1").replace("[1,15]", "[1,8]")),
         ("batch over max", request("simple", vec![ia("INPUT0", "INT32", &[9, 16], 144), ia("INPUT1", "INT32", &[9, 16], 144)]), Code::InvalidArgument,
             "[request id: <id_unknown>] inference request batch-size must be <= 8 for 'simple'".into()),
         ("no batch dimension", request("simple", vec![ia("INPUT0", "INT32", &[16], 16), ia("INPUT1", "INT32", &[16], 16)]), Code::InvalidArgument,

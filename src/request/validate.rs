@@ -92,6 +92,9 @@ fn dims_str(d: &[i64]) -> String {
 }
 
 /// Validates `req` against `io` and fills in its batch size; applies config reshapes.
+///
+/// Triton keeps a request's inputs in a hash map that, for the few inputs of a request, lists
+/// them last to first; its checks (and so which input an error names) follow that order.
 pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
     let prefix = if req.id.is_empty() {
         "[request id: <id_unknown>] ".to_string()
@@ -112,7 +115,7 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
     // The batch size is the first dim, which every input must agree on.
     let mut batch = 0usize;
     if io.max_batch_size > 0 {
-        for (i, input) in req.inputs.iter().enumerate() {
+        for (i, input) in req.inputs.iter().rev().enumerate() {
             let Some(&first) = input.tensor.shape.first() else {
                 return Err(Status::invalid_arg(format!(
                     "{prefix}input '{}' has no shape but model requires batch dimension for '{model}'",
@@ -153,7 +156,7 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
     // With a plausible count, Triton names the first unknown input (without the request id).
     if count_ok
         && known != req.inputs.len()
-        && let Some(t) = req.inputs.iter().find(|t| io.input(&t.name).is_none())
+        && let Some(t) = req.inputs.iter().rev().find(|t| io.input(&t.name).is_none())
     {
         return Err(Status::invalid_arg(format!(
             "unexpected inference input '{}' for model '{model}'",
@@ -185,7 +188,7 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
         )));
     }
 
-    for input in &mut req.inputs {
+    for input in req.inputs.iter_mut().rev() {
         let Some(spec) = io.input(&input.name) else {
             continue;
         };
@@ -353,6 +356,22 @@ mod tests {
         validate(&io(), &mut r).unwrap();
         assert_eq!(r.batch_size, 3);
         std::mem::forget(r);
+    }
+
+    #[test]
+    fn inputs_checked_last_to_first_like_triton() {
+        check_err(
+            req(vec![("INPUT0", vec![1, 8], 8), ("INPUT1", vec![1, 8], 8)]),
+            "unexpected shape for input 'INPUT1' for model 'simple'",
+        );
+        check_err(
+            req(vec![("INPUT0", vec![2, 16], 32), ("INPUT1", vec![1, 16], 16)]),
+            "[request id: <id_unknown>] input 'INPUT0' batch size does not match other inputs for 'simple'",
+        );
+        check_err(
+            req(vec![("X", vec![1, 16], 16), ("Y", vec![1, 16], 16)]),
+            "unexpected inference input 'Y' for model 'simple'",
+        );
     }
 
     #[test]

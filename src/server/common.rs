@@ -12,7 +12,8 @@ use crate::status::Status;
 
 pub const SERVER_NAME: &str = "despina";
 
-/// The protocol extensions despina implements.
+/// The protocol extensions despina implements, in Triton's order. CUDA shared memory is
+/// answered as Triton answers on a machine without a GPU (nothing can be registered).
 pub const EXTENSIONS: &[&str] = &[
     "classification",
     "sequence",
@@ -21,6 +22,7 @@ pub const EXTENSIONS: &[&str] = &[
     "schedule_policy",
     "model_configuration",
     "system_shared_memory",
+    "cuda_shared_memory",
     "binary_tensor_data",
     "parameters",
     "statistics",
@@ -83,7 +85,11 @@ pub fn model_metadata(state: &ServerState, name: &str, version: Option<i64>) -> 
     let platform = if mv.config.platform.is_empty() { mv.config.backend.clone() } else { mv.config.platform.clone() };
     Ok(pb::ModelMetadataResponse {
         name: mv.name.clone(),
-        versions: state.manager.versions(name).iter().map(|v| v.to_string()).collect(),
+        // A request for one version lists only that one, as Triton does.
+        versions: match version {
+            Some(_) => vec![mv.version.to_string()],
+            None => state.manager.versions(name).iter().map(|v| v.to_string()).collect(),
+        },
         platform,
         inputs: mv.io.inputs.iter().map(tensor).collect(),
         outputs: mv.io.outputs.iter().map(tensor).collect(),
