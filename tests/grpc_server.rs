@@ -221,7 +221,11 @@ async fn model_ready_metadata_and_config() {
         .unwrap()
         .into_inner();
     assert_eq!(m.versions, ["1", "2"]);
-    let m = c.model_metadata(meta("versioned", "2")).await.unwrap().into_inner();
+    let m = c
+        .model_metadata(meta("versioned", "2"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(m.versions, ["2"]);
     assert_eq!(m.inputs, [tensor("INPUT0", "INT32", &[-1, -1])]);
     assert_eq!(

@@ -156,7 +156,11 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
     // With a plausible count, Triton names the first unknown input (without the request id).
     if count_ok
         && known != req.inputs.len()
-        && let Some(t) = req.inputs.iter().rev().find(|t| io.input(&t.name).is_none())
+        && let Some(t) = req
+            .inputs
+            .iter()
+            .rev()
+            .find(|t| io.input(&t.name).is_none())
     {
         return Err(Status::invalid_arg(format!(
             "unexpected inference input '{}' for model '{model}'",
@@ -365,7 +369,10 @@ mod tests {
             "unexpected shape for input 'INPUT1' for model 'simple'",
         );
         check_err(
-            req(vec![("INPUT0", vec![2, 16], 32), ("INPUT1", vec![1, 16], 16)]),
+            req(vec![
+                ("INPUT0", vec![2, 16], 32),
+                ("INPUT1", vec![1, 16], 16),
+            ]),
             "[request id: <id_unknown>] input 'INPUT0' batch size does not match other inputs for 'simple'",
         );
         check_err(
