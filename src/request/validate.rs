@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::InferRequest;
 use crate::config::ModelConfig;
 use crate::status::Status;
-use crate::tensor::{DataType, count_bytes_elements, element_count};
+use crate::tensor::{DataType, element_count};
 
 /// One input or output of a model, as requests see it.
 #[derive(Clone, Debug)]
@@ -92,6 +92,9 @@ fn dims_str(d: &[i64]) -> String {
 }
 
 /// Validates `req` against `io` and fills in its batch size; applies config reshapes.
+///
+/// Triton keeps a request's inputs in a hash map that, for the few inputs of a request, lists
+/// them last to first; its checks (and so which input an error names) follow that order.
 pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
     let prefix = if req.id.is_empty() {
         "[request id: <id_unknown>] ".to_string()
@@ -112,7 +115,7 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
     // The batch size is the first dim, which every input must agree on.
     let mut batch = 0usize;
     if io.max_batch_size > 0 {
-        for (i, input) in req.inputs.iter().enumerate() {
+        for (i, input) in req.inputs.iter().rev().enumerate() {
             let Some(&first) = input.tensor.shape.first() else {
                 return Err(Status::invalid_arg(format!(
                     "{prefix}input '{}' has no shape but model requires batch dimension for '{model}'",
@@ -149,11 +152,22 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
         .filter(|s| !s.optional && req.input(&s.name).is_none())
         .map(|s| s.name.as_str())
         .collect();
-    if req.inputs.len() < required
-        || req.inputs.len() > io.inputs.len()
-        || !missing.is_empty()
-        || known != req.inputs.len()
+    let count_ok = req.inputs.len() >= required && req.inputs.len() <= io.inputs.len();
+    // With a plausible count, Triton names the first unknown input (without the request id).
+    if count_ok
+        && known != req.inputs.len()
+        && let Some(t) = req
+            .inputs
+            .iter()
+            .rev()
+            .find(|t| io.input(&t.name).is_none())
     {
+        return Err(Status::invalid_arg(format!(
+            "unexpected inference input '{}' for model '{model}'",
+            t.name
+        )));
+    }
+    if !count_ok || !missing.is_empty() {
         let got: Vec<String> = req
             .inputs
             .iter()
@@ -171,23 +185,14 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
         } else {
             format!("{required}-{}", io.inputs.len())
         };
-        if req.inputs.len() != required || !missing.starts_with(']') {
-            return Err(Status::invalid_arg(format!(
-                "{prefix}expected {expected} inputs but got {} inputs for model '{model}'. Got input(s) [{}], but missing required input(s) {missing}. Please provide all required input(s).",
-                req.inputs.len(),
-                got.join(",")
-            )));
-        }
-        // Right count, but some name is not the model's.
-        if let Some(t) = req.inputs.iter().find(|t| io.input(&t.name).is_none()) {
-            return Err(Status::invalid_arg(format!(
-                "{prefix}unexpected inference input '{}' for model '{model}'",
-                t.name
-            )));
-        }
+        return Err(Status::invalid_arg(format!(
+            "{prefix}expected {expected} inputs but got {} inputs for model '{model}'. Got input(s) [{}], but missing required input(s) {missing}. Please provide all required input(s).",
+            req.inputs.len(),
+            got.join(",")
+        )));
     }
 
-    for input in &mut req.inputs {
+    for input in req.inputs.iter_mut().rev() {
         let Some(spec) = io.input(&input.name) else {
             continue;
         };
@@ -240,21 +245,7 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
                     )));
                 }
             }
-            None => match count_bytes_elements(&t.data) {
-                Some(n) if n == count => {}
-                Some(n) => {
-                    return Err(Status::invalid_arg(format!(
-                        "{prefix}expected {count} string elements for inference input '{}' for model '{model}', got {n}",
-                        input.name
-                    )));
-                }
-                None => {
-                    return Err(Status::invalid_arg(format!(
-                        "{prefix}element byte size indicator exceeds the end of the buffer for input '{}' for model '{model}'",
-                        input.name
-                    )));
-                }
-            },
+            None => check_bytes(&prefix, &input.name, model, &t.data, count)?,
         }
         if let Some(r) = &spec.reshape {
             let mut shape: Vec<i64> = t.shape[..skip].to_vec();
@@ -270,6 +261,47 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
         }
     }
     req.batch_size = if io.max_batch_size > 0 { batch } else { 1 };
+    Ok(())
+}
+
+/// Walks a serialized BYTES buffer as Triton does, with its messages for each way it can
+/// be wrong: too many elements, a cut length indicator, cut data, too few elements.
+fn check_bytes(
+    prefix: &str,
+    name: &str,
+    model: &str,
+    mut data: &[u8],
+    expected: usize,
+) -> Result<(), Status> {
+    let mut n = 0usize;
+    while !data.is_empty() {
+        if n >= expected {
+            return Err(Status::invalid_arg(format!(
+                "{prefix}unexpected number of string elements {} for inference input '{name}' for model '{model}', expecting {expected}",
+                n + 1
+            )));
+        }
+        let Some((len, rest)) = data.split_first_chunk::<4>() else {
+            return Err(Status::invalid_arg(format!(
+                "{prefix}incomplete string length indicator for inference input '{name}' for model '{model}', expecting 4 bytes but only {} bytes available. Please make sure the string length indicator is in one buffer.",
+                data.len()
+            )));
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(Status::invalid_arg(format!(
+                "incomplete string data for inference input '{name}', expecting string of length {len} but only {} bytes available",
+                rest.len()
+            )));
+        }
+        data = &rest[len..];
+        n += 1;
+    }
+    if n != expected {
+        return Err(Status::invalid_arg(format!(
+            "{prefix}expected {expected} string elements for inference input '{name}' for model '{model}', got {n}"
+        )));
+    }
     Ok(())
 }
 
@@ -331,6 +363,49 @@ mod tests {
     }
 
     #[test]
+    fn inputs_checked_last_to_first_like_triton() {
+        check_err(
+            req(vec![("INPUT0", vec![1, 8], 8), ("INPUT1", vec![1, 8], 8)]),
+            "unexpected shape for input 'INPUT1' for model 'simple'",
+        );
+        check_err(
+            req(vec![
+                ("INPUT0", vec![2, 16], 32),
+                ("INPUT1", vec![1, 16], 16),
+            ]),
+            "[request id: <id_unknown>] input 'INPUT0' batch size does not match other inputs for 'simple'",
+        );
+        check_err(
+            req(vec![("X", vec![1, 16], 16), ("Y", vec![1, 16], 16)]),
+            "unexpected inference input 'Y' for model 'simple'",
+        );
+    }
+
+    #[test]
+    fn bytes_messages() {
+        let p = "[request id: r] ";
+        let err = |data: &[u8], n| check_bytes(p, "IN", "m", data, n).unwrap_err().message;
+        assert!(check_bytes(p, "IN", "m", b"\x01\0\0\0a\0\0\0\0", 2).is_ok());
+        assert_eq!(
+            err(b"\x01\0\0\0a\x01\0\0\0b", 1),
+            "[request id: r] unexpected number of string elements 2 for inference input 'IN' for model 'm', expecting 1"
+        );
+        assert_eq!(
+            err(b"\x01\0\0\0a", 2),
+            "[request id: r] expected 2 string elements for inference input 'IN' for model 'm', got 1"
+        );
+        assert_eq!(
+            err(b"\x01\0", 1),
+            "[request id: r] incomplete string length indicator for inference input 'IN' for model 'm', expecting 4 bytes but only 2 bytes available. Please make sure the string length indicator is in one buffer."
+        );
+        assert_eq!(
+            err(b"\x0a\0\0\0abc", 1),
+            "incomplete string data for inference input 'IN', expecting string of length 10 but only 3 bytes available"
+        );
+        assert!(check_bytes(p, "IN", "m", b"", 0).is_ok());
+    }
+
+    #[test]
     fn triton_messages() {
         check_err(
             req(vec![("INPUT0", vec![1, 16], 16)]),
@@ -361,7 +436,7 @@ mod tests {
         );
         check_err(
             req(vec![("INPUT0", vec![1, 16], 16), ("Y", vec![1, 16], 16)]),
-            "missing required input(s) ['INPUT1']",
+            "unexpected inference input 'Y' for model 'simple'",
         );
         let mut r = req(vec![
             ("INPUT0", vec![1, 16], 16),

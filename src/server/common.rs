@@ -12,7 +12,8 @@ use crate::status::Status;
 
 pub const SERVER_NAME: &str = "despina";
 
-/// The protocol extensions despina implements.
+/// The protocol extensions despina implements, in Triton's order. CUDA shared memory is
+/// answered as Triton answers on a machine without a GPU (nothing can be registered).
 pub const EXTENSIONS: &[&str] = &[
     "classification",
     "sequence",
@@ -21,6 +22,7 @@ pub const EXTENSIONS: &[&str] = &[
     "schedule_policy",
     "model_configuration",
     "system_shared_memory",
+    "cuda_shared_memory",
     "binary_tensor_data",
     "parameters",
     "statistics",
@@ -36,24 +38,38 @@ pub fn server_metadata() -> pb::ServerMetadataResponse {
     }
 }
 
-/// Parses a version as clients send it: empty means "the default version".
+/// Parses a version as clients send it: empty means "the default version". Triton reads it
+/// with `std::stol` (leading whitespace, a sign and digits; the rest is ignored), refuses
+/// negative numbers and looks 0 up like any other version.
 pub fn parse_version(v: &str) -> Result<Option<i64>, Status> {
     if v.is_empty() {
         return Ok(None);
     }
-    match v.parse::<i64>() {
-        Ok(n) if n > 0 => Ok(Some(n)),
-        _ => Err(Status::invalid_arg(format!(
+    let n = stol(v).ok_or_else(|| {
+        Status::invalid_arg(format!(
             "failed to get model version from specified version string '{v}' (details: stol), version should be an integral value > 0"
-        ))),
+        ))
+    })?;
+    if n < 0 {
+        return Err(Status::invalid_arg(format!(
+            "invalid model version specified '{v}' , version should be an integral value > 0"
+        )));
     }
+    Ok(Some(n))
 }
 
-pub fn model_metadata(
-    state: &ServerState,
-    name: &str,
-    version: Option<i64>,
-) -> Result<pb::ModelMetadataResponse, Status> {
+/// `std::stol` in base 10: `None` where it would throw (no digits, or out of range).
+fn stol(s: &str) -> Option<i64> {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let sign = usize::from(t.starts_with(['+', '-']));
+    let digits = t[sign..].bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    t[..sign + digits].parse().ok()
+}
+
+pub fn model_metadata(state: &ServerState, name: &str, version: Option<i64>) -> Result<pb::ModelMetadataResponse, Status> {
     let mv = state.manager.get(name, version)?;
     let tensor = |s: &crate::request::validate::IoSpec| {
         let mut shape = s.dims.clone();
@@ -66,19 +82,14 @@ pub fn model_metadata(
             shape,
         }
     };
-    let platform = if mv.config.platform.is_empty() {
-        mv.config.backend.clone()
-    } else {
-        mv.config.platform.clone()
-    };
+    let platform = if mv.config.platform.is_empty() { mv.config.backend.clone() } else { mv.config.platform.clone() };
     Ok(pb::ModelMetadataResponse {
         name: mv.name.clone(),
-        versions: state
-            .manager
-            .versions(name)
-            .iter()
-            .map(|v| v.to_string())
-            .collect(),
+        // A request for one version lists only that one, as Triton does.
+        versions: match version {
+            Some(_) => vec![mv.version.to_string()],
+            None => state.manager.versions(name).iter().map(|v| v.to_string()).collect(),
+        },
         platform,
         inputs: mv.io.inputs.iter().map(tensor).collect(),
         outputs: mv.io.outputs.iter().map(tensor).collect(),
@@ -86,10 +97,7 @@ pub fn model_metadata(
 }
 
 fn duration(d: &DurationStat) -> Option<pb::StatisticDuration> {
-    Some(pb::StatisticDuration {
-        count: d.count(),
-        ns: d.ns(),
-    })
+    Some(pb::StatisticDuration { count: d.count(), ns: d.ns() })
 }
 
 fn version_stats(v: &ModelVersion) -> pb::ModelStatistics {
@@ -126,24 +134,13 @@ fn version_stats(v: &ModelVersion) -> pb::ModelStatistics {
 }
 
 /// Statistics of every serving version, of one model, or of one version.
-pub fn model_statistics(
-    state: &ServerState,
-    name: &str,
-    version: Option<i64>,
-) -> Result<pb::ModelStatisticsResponse, Status> {
+pub fn model_statistics(state: &ServerState, name: &str, version: Option<i64>) -> Result<pb::ModelStatisticsResponse, Status> {
     let versions: Vec<Arc<ModelVersion>> = if name.is_empty() {
         state.manager.serving()
     } else {
-        let all: Vec<Arc<ModelVersion>> = state
-            .manager
-            .serving()
-            .into_iter()
-            .filter(|v| v.name == name)
-            .collect();
+        let all: Vec<Arc<ModelVersion>> = state.manager.serving().into_iter().filter(|v| v.name == name).collect();
         if all.is_empty() {
-            return Err(Status::invalid_arg(format!(
-                "requested model '{name}' is not available"
-            )));
+            return Err(Status::invalid_arg(format!("requested model '{name}' is not available")));
         }
         match version {
             None => all,
@@ -158,9 +155,7 @@ pub fn model_statistics(
             }
         }
     };
-    Ok(pb::ModelStatisticsResponse {
-        model_stats: versions.iter().map(|v| version_stats(v)).collect(),
-    })
+    Ok(pb::ModelStatisticsResponse { model_stats: versions.iter().map(|v| version_stats(v)).collect() })
 }
 
 pub fn repository_index(state: &ServerState, ready_only: bool) -> pb::RepositoryIndexResponse {
@@ -176,5 +171,39 @@ pub fn repository_index(state: &ServerState, ready_only: bool) -> pb::Repository
                 reason: e.reason,
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(v: &str, want: Result<Option<i64>, &str>) {
+        match (parse_version(v), want) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{v:?}"),
+            (Err(got), Err(want)) => assert!(got.message.starts_with(want), "{v:?}: {}", got.message),
+            (got, want) => panic!("{v:?}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn versions_read_like_stol() {
+        check("", Ok(None));
+        check("1", Ok(Some(1)));
+        check("00002", Ok(Some(2)));
+        check(" +3", Ok(Some(3)));
+        check("\n1", Ok(Some(1)));
+        check("1abc", Ok(Some(1)));
+        check("1.5", Ok(Some(1)));
+        check("0", Ok(Some(0)));
+        check("-0", Ok(Some(0)));
+        check("0x1", Ok(Some(0)));
+        check("9223372036854775807", Ok(Some(i64::MAX)));
+        check("abc", Err("failed to get model version from specified version string 'abc' (details: stol), version should be an integral value > 0"));
+        check("-", Err("failed to get model version from specified version string '-' (details: stol)"));
+        check("99999999999999999999", Err("failed to get model version from specified version string '99999999999999999999' (details: stol)"));
+        check("-1", Err("invalid model version specified '-1' , version should be an integral value > 0"));
+        check(" -01", Err("invalid model version specified ' -01' , version should be an integral value > 0"));
     }
 }

@@ -64,7 +64,9 @@ impl ShmRegistry {
                 format!("shared memory region '{name}' already in manager"),
             ));
         }
-        let map = map_region(key, offset, byte_size)?;
+        // Triton answers a bad window differently when the object is mapped for another region.
+        let key_in_use = self.regions.read().values().any(|r| r.key == key);
+        let map = map_region(name, key, offset, byte_size, key_in_use)?;
         let region = Arc::new(Region {
             name: name.to_string(),
             key: key.to_string(),
@@ -114,8 +116,8 @@ impl ShmRegistry {
     }
 }
 
-fn map_region(key: &str, offset: u64, byte_size: u64) -> Result<MmapMut, Status> {
-    let open_err = || Status::invalid_arg(format!("Unable to open shared memory region: '{key}'"));
+fn map_region(name: &str, key: &str, offset: u64, byte_size: u64, key_in_use: bool) -> Result<MmapMut, Status> {
+    let open_err = || Status::internal(format!("Unable to open shared memory region: '{key}'"));
     let ckey = CString::new(key).map_err(|_| open_err())?;
     // SAFETY: `ckey` is a valid NUL-terminated string; the descriptor is owned below.
     let fd = unsafe { libc::shm_open(ckey.as_ptr(), libc::O_RDWR, 0) };
@@ -126,8 +128,17 @@ fn map_region(key: &str, offset: u64, byte_size: u64) -> Result<MmapMut, Status>
     let file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     let invalid = || Status::internal(format!("Invalid shared memory region: '{key}'"));
     let len = file.metadata().map_err(|_| invalid())?.len();
-    if byte_size == 0 || offset.checked_add(byte_size).is_none_or(|end| end > len) {
-        return Err(invalid());
+    if byte_size == 0 {
+        return Err(Status::invalid_arg(format!(
+            "failed to register shared memory region '{name}': unable to process address spaceInvalid argument"
+        )));
+    }
+    if offset.checked_add(byte_size).is_none_or(|end| end > len) {
+        return Err(if key_in_use {
+            invalid()
+        } else {
+            Status::invalid_arg(format!("failed to register shared memory region '{name}': invalid args"))
+        });
     }
     // SAFETY: the mapping stays within the object's size, checked above. Other processes
     // may write to it concurrently; reads and writes copy bytes and never form references
@@ -179,10 +190,16 @@ mod tests {
         assert_eq!(&r.read(4, 4).unwrap()[..], b"abcd");
         assert!(r.read(30, 4).is_err());
         assert!(r.write(u64::MAX, b"x").is_err());
-        assert!(reg.register("big", &key, 60, 8).is_err());
+        assert_eq!(reg.register("big", &key, 60, 8).unwrap_err().message, format!("Invalid shared memory region: '{key}'"));
+        assert_eq!(
+            reg.register("zero", &key, 0, 0).unwrap_err().message,
+            "failed to register shared memory region 'zero': unable to process address spaceInvalid argument"
+        );
         assert!(reg.register("none", "/despina_no_such_key", 0, 8).is_err());
         assert_eq!(reg.status(None).unwrap().len(), 1);
         reg.unregister(Some("r"));
         assert!(reg.get("r").is_err());
+        let e = reg.register("big", &key, 60, 8).unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (Code::InvalidArg, "failed to register shared memory region 'big': invalid args"));
     }
 }

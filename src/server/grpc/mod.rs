@@ -1,25 +1,69 @@
-//! The gRPC frontend: `inference.GRPCInferenceService` (Triton's field numbers) and gRPC
-//! health checking, on tonic.
+//! The gRPC frontend: `inference.GRPCInferenceService` (Triton's field numbers, status
+//! codes and messages) and gRPC health checking, on tonic.
+//!
+//! Each RPC group lives in its own file; this one only routes and maps errors. Request-path
+//! errors are `crate::status::Status` everywhere below and become `tonic::Status` once, here.
+
+mod contents;
+mod health;
+mod infer;
+mod models;
+mod params;
+mod repository;
+mod settings;
+mod shm;
+mod stream;
 
 use std::sync::Arc;
 
+use tonic::codec::CompressionEncoding;
 use tonic::transport::server::Router;
-use tonic::{Request, Response, Status as GrpcStatus};
+use tonic::{Request, Response, Streaming};
 
 use super::ServerState;
+use crate::proto::health::health_server::HealthServer;
+use crate::proto::inference as pb;
 use crate::proto::inference::grpc_inference_service_server::{
     GrpcInferenceService, GrpcInferenceServiceServer,
 };
-use crate::proto::inference::{
-    ServerLiveRequest, ServerLiveResponse, ServerReadyRequest, ServerReadyResponse,
-};
+use crate::status::{Code, Status};
 
+/// Both services on one router, with the message size limit and the compressions tritonclient
+/// offers (gzip, deflate).
 pub fn router(state: Arc<ServerState>) -> Router {
     let max = state.limits.max_grpc_message_bytes;
-    let svc = GrpcInferenceServiceServer::new(Service { state })
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
-    tonic::transport::Server::builder().add_service(svc)
+    let inference = GrpcInferenceServiceServer::new(Service {
+        state: state.clone(),
+    })
+    .accept_compressed(CompressionEncoding::Gzip)
+    .accept_compressed(CompressionEncoding::Deflate)
+    .max_decoding_message_size(max)
+    .max_encoding_message_size(max);
+    let health = HealthServer::new(health::Health::new(state));
+    tonic::transport::Server::builder()
+        .add_service(inference)
+        .add_service(health)
+}
+
+/// The one place a request-path error becomes a gRPC status.
+fn to_grpc(s: Status) -> tonic::Status {
+    let code = match s.code {
+        Code::Unknown => tonic::Code::Unknown,
+        Code::Internal => tonic::Code::Internal,
+        Code::NotFound => tonic::Code::NotFound,
+        Code::InvalidArg => tonic::Code::InvalidArgument,
+        Code::Unavailable => tonic::Code::Unavailable,
+        Code::Unsupported => tonic::Code::Unimplemented,
+        Code::AlreadyExists => tonic::Code::AlreadyExists,
+        Code::Cancelled => tonic::Code::Cancelled,
+    };
+    tonic::Status::new(code, s.message)
+}
+
+type GrpcResult<T> = Result<Response<T>, tonic::Status>;
+
+fn reply<T>(r: Result<T, Status>) -> GrpcResult<T> {
+    r.map(Response::new).map_err(to_grpc)
 }
 
 struct Service {
@@ -30,19 +74,148 @@ struct Service {
 impl GrpcInferenceService for Service {
     async fn server_live(
         &self,
-        _: Request<ServerLiveRequest>,
-    ) -> Result<Response<ServerLiveResponse>, GrpcStatus> {
-        Ok(Response::new(ServerLiveResponse {
+        _: Request<pb::ServerLiveRequest>,
+    ) -> GrpcResult<pb::ServerLiveResponse> {
+        Ok(Response::new(pb::ServerLiveResponse {
             live: self.state.live(),
         }))
     }
 
     async fn server_ready(
         &self,
-        _: Request<ServerReadyRequest>,
-    ) -> Result<Response<ServerReadyResponse>, GrpcStatus> {
-        Ok(Response::new(ServerReadyResponse {
+        _: Request<pb::ServerReadyRequest>,
+    ) -> GrpcResult<pb::ServerReadyResponse> {
+        Ok(Response::new(pb::ServerReadyResponse {
             ready: self.state.ready(),
         }))
+    }
+
+    async fn model_ready(
+        &self,
+        r: Request<pb::ModelReadyRequest>,
+    ) -> GrpcResult<pb::ModelReadyResponse> {
+        reply(models::ready(&self.state, r.get_ref()))
+    }
+
+    async fn server_metadata(
+        &self,
+        _: Request<pb::ServerMetadataRequest>,
+    ) -> GrpcResult<pb::ServerMetadataResponse> {
+        Ok(Response::new(super::common::server_metadata()))
+    }
+
+    async fn model_metadata(
+        &self,
+        r: Request<pb::ModelMetadataRequest>,
+    ) -> GrpcResult<pb::ModelMetadataResponse> {
+        reply(models::metadata(&self.state, r.get_ref()))
+    }
+
+    async fn model_config(
+        &self,
+        r: Request<pb::ModelConfigRequest>,
+    ) -> GrpcResult<pb::ModelConfigResponse> {
+        reply(models::config(&self.state, r.get_ref()))
+    }
+
+    async fn model_statistics(
+        &self,
+        r: Request<pb::ModelStatisticsRequest>,
+    ) -> GrpcResult<pb::ModelStatisticsResponse> {
+        reply(models::statistics(&self.state, r.get_ref()))
+    }
+
+    async fn model_infer(
+        &self,
+        r: Request<pb::ModelInferRequest>,
+    ) -> GrpcResult<pb::ModelInferResponse> {
+        reply(infer::unary(&self.state, r.into_inner()).await)
+    }
+
+    async fn model_stream_infer(
+        &self,
+        r: Request<Streaming<pb::ModelInferRequest>>,
+    ) -> GrpcResult<tonic::codegen::BoxStream<pb::ModelStreamInferResponse>> {
+        Ok(Response::new(stream::start(
+            self.state.clone(),
+            r.into_inner(),
+        )))
+    }
+
+    async fn repository_index(
+        &self,
+        r: Request<pb::RepositoryIndexRequest>,
+    ) -> GrpcResult<pb::RepositoryIndexResponse> {
+        reply(repository::index(&self.state, r.get_ref()))
+    }
+
+    async fn repository_model_load(
+        &self,
+        r: Request<pb::RepositoryModelLoadRequest>,
+    ) -> GrpcResult<pb::RepositoryModelLoadResponse> {
+        reply(repository::load(&self.state, r.into_inner()).await)
+    }
+
+    async fn repository_model_unload(
+        &self,
+        r: Request<pb::RepositoryModelUnloadRequest>,
+    ) -> GrpcResult<pb::RepositoryModelUnloadResponse> {
+        reply(repository::unload(&self.state, r.into_inner()).await)
+    }
+
+    async fn system_shared_memory_status(
+        &self,
+        r: Request<pb::SystemSharedMemoryStatusRequest>,
+    ) -> GrpcResult<pb::SystemSharedMemoryStatusResponse> {
+        reply(shm::system_status(&self.state, r.get_ref()))
+    }
+
+    async fn system_shared_memory_register(
+        &self,
+        r: Request<pb::SystemSharedMemoryRegisterRequest>,
+    ) -> GrpcResult<pb::SystemSharedMemoryRegisterResponse> {
+        reply(shm::system_register(&self.state, r.get_ref()))
+    }
+
+    async fn system_shared_memory_unregister(
+        &self,
+        r: Request<pb::SystemSharedMemoryUnregisterRequest>,
+    ) -> GrpcResult<pb::SystemSharedMemoryUnregisterResponse> {
+        reply(Ok(shm::system_unregister(&self.state, r.get_ref())))
+    }
+
+    async fn cuda_shared_memory_status(
+        &self,
+        r: Request<pb::CudaSharedMemoryStatusRequest>,
+    ) -> GrpcResult<pb::CudaSharedMemoryStatusResponse> {
+        reply(shm::cuda_status(r.get_ref()))
+    }
+
+    async fn cuda_shared_memory_register(
+        &self,
+        _: Request<pb::CudaSharedMemoryRegisterRequest>,
+    ) -> GrpcResult<pb::CudaSharedMemoryRegisterResponse> {
+        reply(shm::cuda_register())
+    }
+
+    async fn cuda_shared_memory_unregister(
+        &self,
+        _: Request<pb::CudaSharedMemoryUnregisterRequest>,
+    ) -> GrpcResult<pb::CudaSharedMemoryUnregisterResponse> {
+        Ok(Response::new(pb::CudaSharedMemoryUnregisterResponse {}))
+    }
+
+    async fn trace_setting(
+        &self,
+        r: Request<pb::TraceSettingRequest>,
+    ) -> GrpcResult<pb::TraceSettingResponse> {
+        reply(settings::trace(&self.state, r.into_inner()))
+    }
+
+    async fn log_settings(
+        &self,
+        r: Request<pb::LogSettingsRequest>,
+    ) -> GrpcResult<pb::LogSettingsResponse> {
+        reply(settings::log(&self.state, r.into_inner()))
     }
 }
