@@ -138,7 +138,8 @@ fn strings(a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor), Status> {
                     .ok()
                     .and_then(|s| s.trim().parse::<i64>().ok())
                     .ok_or_else(|| {
-                        Status::invalid_arg(format!(
+                        // The model fails, not the request's form: Triton answers INTERNAL.
+                        Status::internal(format!(
                             "non-integer string input: {:?}",
                             String::from_utf8_lossy(s)
                         ))
