@@ -100,6 +100,10 @@ struct ModelEntry {
     op: Mutex<()>,
     /// The model folder's fingerprint at the last load attempt (poll mode).
     seen: Mutex<Option<u64>>,
+    /// Loaded because someone asked for it, not only as an ensemble's composing model.
+    explicit: std::sync::atomic::AtomicBool,
+    /// Ensembles unloaded because this model was; they come back when it does.
+    reload_with: Mutex<std::collections::BTreeSet<String>>,
 }
 
 pub struct ModelManager {
@@ -150,7 +154,9 @@ impl ModelManager {
         };
         for name in wanted {
             if !self.versions(&name).is_empty() {
-                continue; // loaded already as an ensemble's composing model
+                // Loaded already as an ensemble's composing model; now asked for too.
+                self.entry(&name).explicit.store(true, std::sync::atomic::Ordering::Relaxed);
+                continue;
             }
             if let Err(s) = self.load(&name, LoadOverrides::default()) {
                 tracing::error!(model = %name, "{}", s.message);
@@ -287,7 +293,9 @@ impl ModelManager {
     /// up) beside them, and the routing table switches only when all are ready. On failure
     /// nothing changes for clients: the old versions keep serving.
     pub fn load(&self, name: &str, overrides: LoadOverrides) -> Result<(), Status> {
-        self.load_at(name, overrides, 0)
+        self.load_at(name, overrides, 0)?;
+        self.entry(name).explicit.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     fn load_at(&self, name: &str, overrides: LoadOverrides, depth: usize) -> Result<(), Status> {
@@ -348,8 +356,34 @@ impl ModelManager {
                 }
             }
         }
-        let _op = entry.op.lock();
-        self.install(name, &entry, &dir, prepared)
+        {
+            let _op = entry.op.lock();
+            self.install(name, &entry, &dir, prepared)?;
+        }
+        // Ensembles that left when this model did come back with it.
+        let waiting = std::mem::take(&mut *entry.reload_with.lock());
+        for ensemble in waiting {
+            if self.versions(&ensemble).is_empty() {
+                if let Err(s) = self.load_at(&ensemble, LoadOverrides::default(), depth + 1) {
+                    tracing::error!(model = %ensemble, "cannot reload after '{name}' returned: {}", s.message);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Serving ensembles with a step that uses `model`.
+    fn ensembles_using(&self, model: &str) -> Vec<String> {
+        self.models
+            .iter()
+            .filter(|e| {
+                e.serving.load().versions.values().any(|v| {
+                    v.config.ensemble_scheduling().is_some_and(|s| s.step.iter().any(|st| st.model_name == model))
+                })
+            })
+            .map(|e| e.key().clone())
+            .filter(|n| n != model)
+            .collect()
     }
 
     /// Creates what is new, then swaps the routing table and retires what left.
@@ -551,50 +585,41 @@ impl ModelManager {
         }
     }
 
-    /// Unloads every version of a model; queued and executing requests finish first. With
-    /// `dependents`, an ensemble's composing models are unloaded too.
+    /// Unloads every version of a model; queued and executing requests finish first.
+    /// Ensembles using the model leave with it (and return when it is loaded again). With
+    /// `dependents`, an ensemble's composing models that nobody asked for explicitly and no
+    /// other ensemble uses are unloaded too.
     pub fn unload(&self, name: &str, dependents: bool) -> Result<(), Status> {
         let Some(entry) = self.models.get(name).map(|e| e.clone()) else {
             return Ok(());
         };
+        entry.explicit.store(false, std::sync::atomic::Ordering::Relaxed);
         let composing: Vec<String> = {
             let _op = entry.op.lock();
             let old = entry.serving.swap(Arc::new(Serving::default()));
             let composing = old
                 .versions
                 .values()
-                .filter_map(|v| {
-                    v.config.ensemble_scheduling().map(|e| {
-                        e.step
-                            .iter()
-                            .map(|s| s.model_name.clone())
-                            .collect::<Vec<_>>()
-                    })
-                })
+                .filter_map(|v| v.config.ensemble_scheduling().map(|e| e.step.iter().map(|s| s.model_name.clone()).collect::<Vec<_>>()))
                 .flatten()
                 .collect();
             {
                 let mut states = entry.states.lock();
                 for v in old.versions.keys() {
-                    states.insert(
-                        *v,
-                        VersionState {
-                            state: State::Unloading,
-                            reason: String::new(),
-                        },
-                    );
+                    states.insert(*v, VersionState { state: State::Unloading, reason: String::new() });
                 }
             }
-            retire(
-                old.versions.values().cloned().collect(),
-                Some(entry.clone()),
-                Duration::ZERO,
-            );
+            retire(old.versions.values().cloned().collect(), Some(entry.clone()), Duration::ZERO);
             composing
         };
+        for ensemble in self.ensembles_using(name) {
+            entry.reload_with.lock().insert(ensemble.clone());
+            self.unload(&ensemble, false)?;
+        }
         if dependents {
             for m in composing {
-                if m != name {
+                let explicit = self.models.get(&m).is_some_and(|e| e.explicit.load(std::sync::atomic::Ordering::Relaxed));
+                if m != name && !explicit && self.ensembles_using(&m).is_empty() {
                     self.unload(&m, true)?;
                 }
             }
