@@ -5,6 +5,7 @@
 
 pub mod add_sub;
 pub mod identity;
+pub mod onnx;
 pub mod sequence;
 pub mod square;
 mod util;
