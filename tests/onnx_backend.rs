@@ -999,3 +999,97 @@ fn auto_complete_keeps_a_complete_config() {
     want.default_model_filename = "model.onnx".into();
     assert_eq!(cfg, want);
 }
+
+// ---- on instance threads -------------------------------------------------------------
+
+#[test]
+fn instances_on_their_own_threads_answer_concurrent_batches() {
+    use despina::scheduler::instance::{BatchSource, ModelFiles, start};
+    use despina::stats::ModelStats;
+    use std::sync::{Arc, Mutex, mpsc};
+
+    struct Queue(Mutex<mpsc::Receiver<Vec<InferRequest>>>);
+    impl BatchSource for Queue {
+        fn next_batch(&self, _index: usize) -> Option<Vec<InferRequest>> {
+            self.0.lock().unwrap().recv().ok()
+        }
+        fn instance_lost(&self, index: usize, reason: &str) {
+            panic!("instance {index} lost: {reason}");
+        }
+    }
+
+    backend_or_skip!();
+    // The same process-wide runtime, owned as the server owns it.
+    let backend: Arc<dyn Backend> = Arc::new(OnnxBackend::new(None).unwrap());
+    let model = Model::open("model_repository", "mlp");
+    assert_eq!(model.config.instance_group[0].count, 2);
+    let files = ModelFiles {
+        name: model.name.clone(),
+        version: 1,
+        model_dir: model.dir.clone(),
+        version_dir: model.version_dir.clone(),
+        config: Arc::new(model.config.clone()),
+    };
+    let specs = (0..2)
+        .map(|i| InstanceSpec {
+            name: format!("mlp_{i}"),
+            kind: DeviceKind::Cpu,
+            device: -1,
+        })
+        .collect();
+    let (tx, rx) = mpsc::channel();
+    let stats = Arc::new(ModelStats::default());
+    let (handles, ready) = start(
+        backend,
+        &files,
+        specs,
+        Arc::new(Queue(Mutex::new(rx))),
+        stats.clone(),
+    );
+    ready.unwrap();
+
+    let g = load_golden(&root().join("tests/data/goldens/mlp/batch64.json")).unwrap();
+    let mut pending = Vec::new();
+    let mut executions = 0;
+    for round in 0..30usize {
+        // 64 rows cut into requests of 1..=5 rows, in batches of up to 4 requests.
+        let mut batch = Vec::new();
+        let mut from = 0;
+        while from < 64 {
+            let to = (from + 1 + (round + from) % 5).min(64);
+            let input = NamedTensor::new("features", rows_of(&g.inputs[0].tensor, from, to));
+            let (mut req, stream) = InferRequest::new(String::new(), vec![input]);
+            req.batch_size = to - from;
+            batch.push(req);
+            pending.push((stream, from, to));
+            if batch.len() == 4 {
+                tx.send(std::mem::take(&mut batch)).unwrap();
+                executions += 1;
+            }
+            from = to;
+        }
+        if !batch.is_empty() {
+            tx.send(batch).unwrap();
+            executions += 1;
+        }
+    }
+    let mut failures = Vec::new();
+    for (mut stream, from, to) in pending {
+        let got = stream.blocking_next().unwrap().response.unwrap();
+        let want = vec![NamedTensor::new(
+            "logits",
+            rows_of(&g.outputs[0].tensor, from, to),
+        )];
+        let what = format!("rows {from}..{to}");
+        check_outputs(&what, &got, &want, g.abs, g.rel, &mut failures);
+    }
+    drop(tx);
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(stats.execution_count.load(Relaxed), executions);
+    assert_eq!(stats.inference_count.load(Relaxed), 30 * 64);
+    assert!(stats.compute_infer.ns() > 0 && stats.compute_input.ns() > 0);
+}

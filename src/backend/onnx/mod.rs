@@ -13,6 +13,7 @@ mod signature;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use ort::environment::Environment;
 use ort::ep::ExecutionProvider;
@@ -36,6 +37,9 @@ pub const DEFAULT_MODEL_FILENAME: &str = "model.onnx";
 /// because session creation in ONNX Runtime has not always been thread-safe).
 static CREATE_SESSION: Mutex<()> = Mutex::new(());
 
+/// ONNX Runtime allows one library and one environment per process.
+static LOADED: OnceLock<(Environment, PathBuf)> = OnceLock::new();
+
 pub struct OnnxBackend {
     env: Environment,
     library: PathBuf,
@@ -45,40 +49,42 @@ pub struct OnnxBackend {
 impl OnnxBackend {
     /// Loads libonnxruntime (see [`find_library`] for where it is looked for) and creates
     /// the process's ONNX Runtime environment. Errors tell the user how to provide the
-    /// library. The library is loaded once per process: later calls reuse it.
+    /// library. ONNX Runtime allows one library and one environment per process, so later
+    /// calls share the first ones (and refuse to name another library).
     pub fn new(library: Option<&Path>) -> Result<OnnxBackend, BackendError> {
-        let path = find_library(library)
-            .ok_or_else(|| BackendError::Load(library::not_found_message()))?;
-        let path = path.canonicalize().unwrap_or(path);
-        let cannot = |e: String| {
-            BackendError::Load(format!(
-                "cannot load ONNX Runtime from '{}': {e}; {}",
-                path.display(),
-                library::how_to_fix()
-            ))
-        };
-        // ort returns errors for missing or incompatible libraries; the guard covers the
-        // asserts it still has on that path.
-        let loaded = catch_unwind(AssertUnwindSafe(|| -> Result<Environment, String> {
-            let builder = ort::init_from(&path).map_err(|e| e.to_string())?;
-            builder
-                .with_name("despina")
-                .with_telemetry(false)
-                .build()
-                .map_err(|e| e.to_string())
-        }));
-        let env = match loaded {
-            Ok(Ok(env)) => env,
-            Ok(Err(e)) => return Err(cannot(e)),
-            Err(_) => return Err(cannot("the library panicked while loading".into())),
+        static LOADING: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = LOADING.lock();
+        let (env, path) = match LOADED.get() {
+            Some((env, loaded)) => {
+                if let Some(asked) = library {
+                    let asked = asked.canonicalize().unwrap_or_else(|_| asked.to_path_buf());
+                    if asked != *loaded {
+                        return Err(BackendError::Load(format!(
+                            "ONNX Runtime is already loaded from '{}' in this process; it cannot also be loaded from '{}'",
+                            loaded.display(),
+                            asked.display()
+                        )));
+                    }
+                }
+                (env.clone(), loaded.clone())
+            }
+            None => {
+                let loaded = load(library)?;
+                let _ = LOADED.set(loaded.clone());
+                loaded
+            }
         };
         let cuda = ort::ep::CUDA::is_available().unwrap_or(false);
-        tracing::info!(library = %path.display(), cuda, "loaded ONNX Runtime");
         Ok(OnnxBackend {
             env,
             library: path,
             cuda,
         })
+    }
+
+    /// The process's ONNX Runtime environment, for sessions made outside the backend.
+    pub fn environment(&self) -> &Environment {
+        &self.env
     }
 
     /// The library in use.
@@ -148,6 +154,40 @@ impl OnnxBackend {
     }
 }
 
+fn load(library: Option<&Path>) -> Result<(Environment, PathBuf), BackendError> {
+    let path =
+        find_library(library).ok_or_else(|| BackendError::Load(library::not_found_message()))?;
+    let path = path.canonicalize().unwrap_or(path);
+    let cannot = |e: String| {
+        BackendError::Load(format!(
+            "cannot load ONNX Runtime from '{}': {e}; {}",
+            path.display(),
+            library::how_to_fix()
+        ))
+    };
+    // A bare file name is left to the dynamic loader's search path.
+    if path.components().count() > 1 && !path.is_file() {
+        return Err(cannot("no such file".into()));
+    }
+    // ort returns errors for missing or incompatible libraries; the guard covers the
+    // asserts it still has on that path.
+    let loaded = catch_unwind(AssertUnwindSafe(|| -> Result<Environment, String> {
+        let builder = ort::init_from(&path).map_err(|e| e.to_string())?;
+        builder
+            .with_name("despina")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| e.to_string())
+    }));
+    let env = match loaded {
+        Ok(Ok(env)) => env,
+        Ok(Err(e)) => return Err(cannot(e)),
+        Err(_) => return Err(cannot("the library panicked while loading".into())),
+    };
+    tracing::info!(library = %path.display(), "loaded ONNX Runtime");
+    Ok((env, path))
+}
+
 impl Backend for OnnxBackend {
     fn name(&self) -> &'static str {
         NAME
@@ -199,5 +239,34 @@ impl Backend for OnnxBackend {
             plan,
             settings.arena_shrinkage,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_libraries_are_errors_that_say_what_to_do() {
+        if LOADED.get().is_some() {
+            // Another test of this binary loaded the real library; these paths are then
+            // refused as a second library, which says nothing about the messages below.
+            assert!(OnnxBackend::new(Some(Path::new("/nonexistent/lib.so"))).is_err());
+            return;
+        }
+        let missing = Path::new("/nonexistent/libonnxruntime.so.1.31.1");
+        let e = OnnxBackend::new(Some(missing)).err().unwrap().to_string();
+        assert!(e.starts_with("cannot load ONNX Runtime from '/nonexistent/libonnxruntime.so.1.31.1': no such file; run scripts/setup.sh"), "{e}");
+        assert!(
+            e.contains("--onnxruntime-lib") && e.contains("ORT_DYLIB_PATH"),
+            "{e}"
+        );
+
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = tmp.path().join("libonnxruntime.so");
+        std::fs::write(&fake, b"not a shared library").unwrap();
+        let e = OnnxBackend::new(Some(&fake)).err().unwrap().to_string();
+        assert!(e.contains("failed to load from"), "{e}");
+        assert!(e.contains("scripts/setup.sh"), "{e}");
     }
 }
