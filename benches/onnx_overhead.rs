@@ -15,6 +15,7 @@ use despina::backend::{Backend, DeviceKind, ExecTimer, Instance, InstanceSpec, M
 use despina::config::ModelConfig;
 use despina::proto::inference::ModelParameter;
 use despina::request::{InferRequest, NamedTensor};
+use despina::stats::ComputeTimes;
 use despina::tensor::Tensor;
 use ort::environment::Environment;
 use ort::session::Session;
@@ -76,6 +77,7 @@ fn backend_call<'a>(
     inst: &'a mut dyn Instance,
     data: &'a [Tensor],
     rows: usize,
+    phases: &'a mut Vec<ComputeTimes>,
 ) -> impl FnMut() -> Duration + 'a {
     move || {
         let mut streams = Vec::with_capacity(data.len());
@@ -97,6 +99,7 @@ fn backend_call<'a>(
             .map(|s| s.blocking_next().expect("an answer"))
             .collect();
         let took = start.elapsed();
+        phases.push(timer.finish());
         for item in answers {
             std::hint::black_box(item.response.expect("final").expect("success"));
         }
@@ -144,24 +147,21 @@ fn main() {
     let version_dir = dir.join("1");
     let path = version_dir.join("model.onnx");
 
-    let mut cfg = mlp_config("1");
-    let ctx = |cfg: &ModelConfig| {
-        let mut c = cfg.clone();
-        backend
-            .auto_complete(
-                &ModelContext {
-                    name: "mlp",
-                    version: 1,
-                    model_dir: &dir,
-                    version_dir: &version_dir,
-                    config: cfg,
-                },
-                &mut c,
-            )
-            .expect("auto-complete");
-        c
-    };
-    cfg = ctx(&cfg);
+    // The config as the server would hold it: mlp's thread settings, auto-completed I/O.
+    let bare = mlp_config("1");
+    let mut cfg = bare.clone();
+    backend
+        .auto_complete(
+            &ModelContext {
+                name: "mlp",
+                version: 1,
+                model_dir: &dir,
+                version_dir: &version_dir,
+                config: &bare,
+            },
+            &mut cfg,
+        )
+        .expect("auto-complete");
     let settings = SessionSettings::from_config("mlp", &cfg).expect("settings");
     println!(
         "ONNX Runtime {}; mlp ({}), intra_op_threads {}, inter_op_threads {:?}, {} rounds",
@@ -222,10 +222,11 @@ fn main() {
             .map(|c| Tensor::from_values(vec![case.rows as i64, FEATURES as i64], c))
             .collect();
         let (mut b_meds, mut r_meds, mut b_all, mut r_all) = (vec![], vec![], vec![], vec![]);
+        let mut phases = Vec::new();
         for _ in 0..ROUNDS {
             let b = time(
                 case.iters / ROUNDS,
-                backend_call(&mut *inst, &tensors, case.rows),
+                backend_call(&mut *inst, &tensors, case.rows, &mut phases),
             );
             let r = time(case.iters / ROUNDS, raw_call(&mut raw, &flat, total));
             b_meds.push(median(b.clone()));
@@ -247,7 +248,37 @@ fn main() {
             p99(b_all).as_secs_f64() * 1e6,
             p99(r_all).as_secs_f64() * 1e6,
         );
+        let phase = |f: fn(&ComputeTimes) -> Duration| {
+            median(phases.iter().map(f).collect()).as_secs_f64() * 1e6
+        };
+        println!(
+            "{:<34} compute_input {:.2}us, compute_infer {:.2}us, compute_output {:.2}us",
+            "  backend phases (medians)",
+            phase(|p| p.input),
+            phase(|p| p.infer),
+            phase(|p| p.output),
+        );
     }
+
+    // What answering costs by itself (no model): one response through the request's
+    // channel, received by the caller; part of every backend call above, not of raw ort.
+    let logits = Tensor::from_values(vec![1, 16], &[0.25f32; 16]);
+    let deliver = || {
+        let (mut req, mut stream) = InferRequest::new(String::new(), Vec::new());
+        let start = Instant::now();
+        req.responder
+            .respond(despina::request::InferResponse::new(vec![
+                NamedTensor::new("logits", logits.clone()),
+            ]));
+        let item = stream.blocking_next().expect("an answer");
+        let took = start.elapsed();
+        std::hint::black_box(item);
+        took
+    };
+    println!(
+        "one response, sent and received (no model): {:.2}us",
+        median(time(20_000, deliver)).as_secs_f64() * 1e6
+    );
 
     // The intra-op default (1 thread per instance) against ONNX Runtime's (one per core).
     println!("raw ort by intra_op_threads (0 = ONNX Runtime's default, one per core):");
@@ -263,6 +294,47 @@ fn main() {
             line.push_str(&format!(
                 "  intra {intra}: {:>8.2}us",
                 median(meds).as_secs_f64() * 1e6
+            ));
+        }
+        println!("{line}");
+    }
+
+    // The same for a heavier model, when it has been generated: all_minilm_l6_v2, one
+    // sentence of 128 tokens and a batch of 8.
+    let minilm = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("model_repository/all_minilm_l6_v2/1/model.onnx");
+    if !minilm.is_file() {
+        println!("(all_minilm_l6_v2 not generated; run scripts/gen_models.py to time it too)");
+        return;
+    }
+    println!("all_minilm_l6_v2, raw ort by intra_op_threads:");
+    for rows in [1usize, 8] {
+        let tokens = 128;
+        let ids: Vec<i64> = (0..rows * tokens)
+            .map(|i| 1000 + (i as i64 * 7919) % 20000)
+            .collect();
+        let mask = vec![1i64; rows * tokens];
+        let types = vec![0i64; rows * tokens];
+        let mut line = format!("  batch {rows:<3}");
+        for intra in [1usize, 2, 0] {
+            let mut s = raw_session(backend.environment(), &minilm, intra);
+            let mut call = || {
+                let start = Instant::now();
+                let shape = [rows, tokens];
+                let out = s
+                    .run(ort::inputs![
+                        "input_ids" => TensorRef::from_array_view((shape, &ids[..])).expect("ids"),
+                        "attention_mask" => TensorRef::from_array_view((shape, &mask[..])).expect("mask"),
+                        "token_type_ids" => TensorRef::from_array_view((shape, &types[..])).expect("types"),
+                    ])
+                    .expect("run");
+                std::hint::black_box(&out["embeddings"]);
+                start.elapsed()
+            };
+            let iters = if rows == 1 { 200 } else { 40 };
+            line.push_str(&format!(
+                "  intra {intra}: {:>8.2}ms",
+                median(time(iters, &mut call)).as_secs_f64() * 1e3
             ));
         }
         println!("{line}");

@@ -8,7 +8,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionInputValue};
+use ort::session::{
+    HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionInputValue, SessionOutputs,
+};
 
 use super::convert::{InputValue, read_output};
 use super::signature::Plan;
@@ -23,6 +25,8 @@ pub struct OnnxInstance {
     /// Run options per set of selected outputs (a bit per config output).
     run_options: HashMap<u64, RunOptions<HasSelectedOutputs>>,
     arena_shrinkage: Option<String>,
+    /// The mask of a run that needs no options: every model output, no run settings.
+    plain_mask: Option<u64>,
 }
 
 /// Whether config output `i` is computed for `mask`. Outputs past the 64th always are.
@@ -66,12 +70,16 @@ impl OnnxInstance {
         plan: Plan,
         arena_shrinkage: Option<String>,
     ) -> OnnxInstance {
+        let every_output = plan.outputs.len() == session.outputs().len();
+        let plain_mask = (every_output && plan.outputs.len() <= 64 && arena_shrinkage.is_none())
+            .then(|| (0..plan.outputs.len()).fold(0u64, |m, i| m | 1 << i));
         OnnxInstance {
             model: model.to_string(),
             session,
             plan,
             run_options: HashMap::new(),
             arena_shrinkage,
+            plain_mask,
         }
     }
 
@@ -102,6 +110,7 @@ impl OnnxInstance {
             plan,
             run_options,
             arena_shrinkage,
+            plain_mask,
         } = self;
         let prefix = usize::from(plan.batching);
 
@@ -149,6 +158,17 @@ impl OnnxInstance {
                 mask |= 1 << i;
             }
         }
+        let feeds: Vec<(Cow<str>, SessionInputValue)> = values
+            .iter()
+            .map(|(n, v)| (Cow::Borrowed(*n), SessionInputValue::from(v.value())))
+            .collect();
+        let ort_failed = |e: ort::Error| Status::internal(ort_message(&e));
+        if *plain_mask == Some(mask) {
+            // Every output, no settings: the plain call is a little cheaper.
+            let outputs = session.run(feeds).map_err(ort_failed)?;
+            timer.infer_done();
+            return answer(plan, batch, mask, &outputs);
+        }
         let options = match run_options.entry(mask) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
@@ -158,61 +178,66 @@ impl OnnxInstance {
                         selector = selector.with(o.name.as_str());
                     }
                 }
-                let internal = |e: ort::Error| Status::internal(ort_message(&e));
-                let mut opts = RunOptions::new().map_err(internal)?;
+                let mut opts = RunOptions::new().map_err(ort_failed)?;
                 if let Some(v) = arena_shrinkage {
                     opts.set("memory.enable_memory_arena_shrinkage", v)
-                        .map_err(internal)?;
+                        .map_err(ort_failed)?;
                 }
                 e.insert(opts.with_outputs(selector))
             }
         };
-        let feeds: Vec<(Cow<str>, SessionInputValue)> = values
-            .iter()
-            .map(|(n, v)| (Cow::Borrowed(*n), SessionInputValue::from(v.value())))
-            .collect();
         let outputs = session
             .run_with_options(feeds, options)
-            .map_err(|e| Status::internal(ort_message(&e)))?;
+            .map_err(ort_failed)?;
         timer.infer_done();
+        answer(plan, batch, mask, &outputs)
+    }
+}
 
-        let rows = Rows::of(batch);
-        let mut answers: Vec<Vec<NamedTensor>> = batch
-            .iter()
-            .map(|_| Vec::with_capacity(plan.outputs.len()))
-            .collect();
-        for (i, o) in plan.outputs.iter().enumerate() {
-            if !selected(mask, i) {
-                continue;
-            }
-            let bad = |e: String| Status::internal(format!("output '{}': {e}", o.name));
-            let value = outputs
-                .get(o.name.as_str())
-                .ok_or_else(|| bad("the model did not return it".into()))?;
-            let mut t = read_output(value).map_err(bad)?;
-            if t.datatype != o.dtype {
-                return Err(bad(format!(
-                    "the model returned {} where the configuration says {}",
-                    t.datatype.wire_name(),
-                    o.dtype.wire_name()
-                )));
-            }
-            if let Some(r) = &o.reshape {
-                t.shape = r.apply(&t.shape, prefix).map_err(bad)?;
-            }
-            let parts = if plan.batching {
-                split_rows(&t, &rows)?
-            } else {
-                vec![t]
-            };
-            for ((req, answer), part) in batch.iter().zip(&mut answers).zip(parts) {
-                if req.wants(&o.name) {
-                    answer.push(NamedTensor::new(o.name.clone(), part));
-                }
+/// Each request's outputs: the selected ones it asked for, split from the batch's.
+fn answer(
+    plan: &Plan,
+    batch: &[InferRequest],
+    mask: u64,
+    outputs: &SessionOutputs,
+) -> Result<Vec<Vec<NamedTensor>>, Status> {
+    let prefix = usize::from(plan.batching);
+    let rows = Rows::of(batch);
+    let mut answers: Vec<Vec<NamedTensor>> = batch
+        .iter()
+        .map(|_| Vec::with_capacity(plan.outputs.len()))
+        .collect();
+    for (i, o) in plan.outputs.iter().enumerate() {
+        if !selected(mask, i) {
+            continue;
+        }
+        let bad = |e: String| Status::internal(format!("output '{}': {e}", o.name));
+        let value = outputs
+            .get(o.name.as_str())
+            .ok_or_else(|| bad("the model did not return it".into()))?;
+        let mut t = read_output(value).map_err(bad)?;
+        if t.datatype != o.dtype {
+            return Err(bad(format!(
+                "the model returned {} where the configuration says {}",
+                t.datatype.wire_name(),
+                o.dtype.wire_name()
+            )));
+        }
+        if let Some(r) = &o.reshape {
+            t.shape = r.apply(&t.shape, prefix).map_err(bad)?;
+        }
+        let parts = if plan.batching {
+            split_rows(&t, &rows)?
+        } else {
+            vec![t]
+        };
+        for ((req, answer), part) in batch.iter().zip(&mut answers).zip(parts) {
+            if req.wants(&o.name) {
+                answer.push(NamedTensor::new(o.name.clone(), part));
             }
         }
-        Ok(answers)
     }
+    Ok(answers)
 }
 
 impl Instance for OnnxInstance {
