@@ -184,6 +184,9 @@ fn load(library: Option<&Path>) -> Result<(Environment, PathBuf), BackendError> 
         Ok(Err(e)) => return Err(cannot(e)),
         Err(_) => return Err(cannot("the library panicked while loading".into())),
     };
+    // ort hands ONNX Runtime's log to `tracing` at verbose level; formatting every
+    // verbose line costs time on each run, and warnings are what operators need.
+    env.set_log_level(ort::logging::LogLevel::Warning);
     tracing::info!(library = %path.display(), "loaded ONNX Runtime");
     Ok((env, path))
 }
