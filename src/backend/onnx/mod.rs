@@ -2,8 +2,8 @@
 //! (configs say `platform: "onnxruntime_onnx"` or `backend: "onnxruntime"`).
 //!
 //! The runtime is loaded at start-up from a shared library ([`find_library`]); one
-//! session per instance is created on the instance's thread, checked against the config
-//! ([`signature`]) and configured from its parameters ([`options`]).
+//! session per instance is created on the instance's thread, configured from the config's
+//! parameters (`options`) and checked against the config (`signature`).
 
 mod convert;
 mod instance;
