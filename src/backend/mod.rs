@@ -6,6 +6,7 @@
 pub mod add_sub;
 pub mod add_version;
 pub mod identity;
+pub mod onnx;
 pub mod sequence;
 pub mod square;
 #[cfg(feature = "torch")]
