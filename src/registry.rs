@@ -5,8 +5,12 @@ use std::path::Path;
 use crate::backend::Registry;
 
 /// Every backend that can run here; the ones that cannot are recorded with the reason.
-pub fn full(_onnxruntime_lib: Option<&Path>) -> Registry {
+pub fn full(onnxruntime_lib: Option<&Path>) -> Registry {
     let mut registry = Registry::with_builtins();
+    match crate::backend::onnx::OnnxBackend::new(onnxruntime_lib) {
+        Ok(b) => registry.register(std::sync::Arc::new(b)),
+        Err(e) => registry.mark_unavailable("onnxruntime", e.to_string()),
+    }
     #[cfg(feature = "torch")]
     registry.register(std::sync::Arc::new(crate::backend::torch::TorchBackend));
     #[cfg(not(feature = "torch"))]
