@@ -102,6 +102,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORT_DYLIB_PATH", value_name = "PATH")]
     pub onnxruntime_lib: Option<PathBuf>,
 
+    /// Trace settings as Triton takes them: `[triton,]<setting>=<value>` with settings
+    /// file, level (OFF, TIMESTAMPS, TENSORS), rate, count, log-frequency. Repeatable.
+    #[arg(long = "trace-config", value_name = "SETTING")]
+    pub trace_config: Vec<String>,
+
     #[arg(long, default_value_t = 0)]
     pub log_verbose: u32,
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]

@@ -102,7 +102,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if control_mode == ControlMode::Poll {
             spawn_poller(state_manager.clone(), Duration::from_secs(args.repository_poll_secs.max(1)), shutdown.clone());
         }
-        let settings = Settings::new(log, TraceSettings::default(), Some(apply_log));
+        let trace = TraceSettings::from_flags(&args.trace_config).map_err(anyhow::Error::msg)?;
+        let settings = Settings::new(log, trace, Some(apply_log));
         let limits = Limits { max_body_bytes: args.http_max_input_size, max_grpc_message_bytes: args.grpc_max_message_size };
         let state = Arc::new(ServerState::new(manager, settings, limits, args.strict_readiness, shutdown.clone()));
         let bind = |enabled: bool, addr: Option<std::net::IpAddr>, port: u16| {
