@@ -98,6 +98,24 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 2 * 1024 * 1024 * 1024 - 1)]
     pub grpc_max_message_size: usize,
 
+    /// PEM certificate (chain) for TLS on the HTTP and gRPC ports.
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): clients must present a certificate it signed (mutual TLS).
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Restrict HTTP endpoint groups to requests carrying a header key:
+    /// `<category>[,<category>...]:<header>=<value>`. Categories: health, metadata, inference,
+    /// shared-memory, model-config, model-repository, statistics, trace, logging. Repeatable.
+    #[arg(long, value_name = "RULE")]
+    pub http_restricted_api: Vec<String>,
+    /// The same for gRPC methods (clients may also send the header as `triton-grpc-protocol-<header>`).
+    #[arg(long, value_name = "RULE")]
+    pub grpc_restricted_protocol: Vec<String>,
+
     /// libonnxruntime.so to load (default: ORT_DYLIB_PATH, then the project's .venv).
     #[arg(long, env = "ORT_DYLIB_PATH", value_name = "PATH")]
     pub onnxruntime_lib: Option<PathBuf>,

@@ -7,7 +7,9 @@ use anyhow::Context;
 use clap::Parser;
 use despina::cli::{CheckArgs, Cli, Command, ControlModeArg, ServeArgs};
 use despina::repository::{ControlMode, ManagerConfig, ModelManager};
+use despina::server::restrict::Restrictions;
 use despina::server::settings::{LogSettings, Settings, TraceSettings};
+use despina::server::tls::TlsFiles;
 use despina::server::{self, Limits, Listeners, RunOptions, ServerState, metrics::MetricsOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -105,7 +107,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let trace = TraceSettings::from_flags(&args.trace_config).map_err(anyhow::Error::msg)?;
         let settings = Settings::new(log, trace, Some(apply_log));
         let limits = Limits { max_body_bytes: args.http_max_input_size, max_grpc_message_bytes: args.grpc_max_message_size };
-        let state = Arc::new(ServerState::new(manager, settings, limits, args.strict_readiness, shutdown.clone()));
+        let mut state = ServerState::new(manager, settings, limits, args.strict_readiness, shutdown.clone());
+        state.restricted_http = Arc::new(Restrictions::parse(&args.http_restricted_api).map_err(anyhow::Error::msg)?);
+        state.restricted_grpc = Arc::new(Restrictions::parse(&args.grpc_restricted_protocol).map_err(anyhow::Error::msg)?);
+        let state = Arc::new(state);
         let bind = |enabled: bool, addr: Option<std::net::IpAddr>, port: u16| {
             let addr = SocketAddr::new(addr.unwrap_or(args.host), port);
             async move {
@@ -123,6 +128,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let opts = RunOptions {
             exit_timeout: Duration::from_secs(args.exit_timeout_secs),
             metrics: MetricsOptions { interval: Duration::from_millis(args.metrics_interval_ms), cpu: args.allow_cpu_metrics },
+            tls: match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => {
+                    Some(TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: args.tls_client_ca.clone() })
+                }
+                _ => None,
+            },
         };
         server::run(state, listeners, opts).await
     })

@@ -155,7 +155,9 @@ impl ModelManager {
         for name in wanted {
             if !self.versions(&name).is_empty() {
                 // Loaded already as an ensemble's composing model; now asked for too.
-                self.entry(&name).explicit.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.entry(&name)
+                    .explicit
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 continue;
             }
             if let Err(s) = self.load(&name, LoadOverrides::default()) {
@@ -294,7 +296,9 @@ impl ModelManager {
     /// nothing changes for clients: the old versions keep serving.
     pub fn load(&self, name: &str, overrides: LoadOverrides) -> Result<(), Status> {
         self.load_at(name, overrides, 0)?;
-        self.entry(name).explicit.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.entry(name)
+            .explicit
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -378,7 +382,9 @@ impl ModelManager {
             .iter()
             .filter(|e| {
                 e.serving.load().versions.values().any(|v| {
-                    v.config.ensemble_scheduling().is_some_and(|s| s.step.iter().any(|st| st.model_name == model))
+                    v.config
+                        .ensemble_scheduling()
+                        .is_some_and(|s| s.step.iter().any(|st| st.model_name == model))
                 })
             })
             .map(|e| e.key().clone())
@@ -593,23 +599,42 @@ impl ModelManager {
         let Some(entry) = self.models.get(name).map(|e| e.clone()) else {
             return Ok(());
         };
-        entry.explicit.store(false, std::sync::atomic::Ordering::Relaxed);
+        entry
+            .explicit
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let composing: Vec<String> = {
             let _op = entry.op.lock();
             let old = entry.serving.swap(Arc::new(Serving::default()));
             let composing = old
                 .versions
                 .values()
-                .filter_map(|v| v.config.ensemble_scheduling().map(|e| e.step.iter().map(|s| s.model_name.clone()).collect::<Vec<_>>()))
+                .filter_map(|v| {
+                    v.config.ensemble_scheduling().map(|e| {
+                        e.step
+                            .iter()
+                            .map(|s| s.model_name.clone())
+                            .collect::<Vec<_>>()
+                    })
+                })
                 .flatten()
                 .collect();
             {
                 let mut states = entry.states.lock();
                 for v in old.versions.keys() {
-                    states.insert(*v, VersionState { state: State::Unloading, reason: String::new() });
+                    states.insert(
+                        *v,
+                        VersionState {
+                            state: State::Unloading,
+                            reason: String::new(),
+                        },
+                    );
                 }
             }
-            retire(old.versions.values().cloned().collect(), Some(entry.clone()), Duration::ZERO);
+            retire(
+                old.versions.values().cloned().collect(),
+                Some(entry.clone()),
+                Duration::ZERO,
+            );
             composing
         };
         for ensemble in self.ensembles_using(name) {
@@ -618,7 +643,10 @@ impl ModelManager {
         }
         if dependents {
             for m in composing {
-                let explicit = self.models.get(&m).is_some_and(|e| e.explicit.load(std::sync::atomic::Ordering::Relaxed));
+                let explicit = self
+                    .models
+                    .get(&m)
+                    .is_some_and(|e| e.explicit.load(std::sync::atomic::Ordering::Relaxed));
                 if m != name && !explicit && self.ensembles_using(&m).is_empty() {
                     self.unload(&m, true)?;
                 }

@@ -69,7 +69,11 @@ fn stol(s: &str) -> Option<i64> {
     t[..sign + digits].parse().ok()
 }
 
-pub fn model_metadata(state: &ServerState, name: &str, version: Option<i64>) -> Result<pb::ModelMetadataResponse, Status> {
+pub fn model_metadata(
+    state: &ServerState,
+    name: &str,
+    version: Option<i64>,
+) -> Result<pb::ModelMetadataResponse, Status> {
     let mv = state.manager.get(name, version)?;
     let tensor = |s: &crate::request::validate::IoSpec| {
         let mut shape = s.dims.clone();
@@ -82,13 +86,22 @@ pub fn model_metadata(state: &ServerState, name: &str, version: Option<i64>) -> 
             shape,
         }
     };
-    let platform = if mv.config.platform.is_empty() { mv.config.backend.clone() } else { mv.config.platform.clone() };
+    let platform = if mv.config.platform.is_empty() {
+        mv.config.backend.clone()
+    } else {
+        mv.config.platform.clone()
+    };
     Ok(pb::ModelMetadataResponse {
         name: mv.name.clone(),
         // A request for one version lists only that one, as Triton does.
         versions: match version {
             Some(_) => vec![mv.version.to_string()],
-            None => state.manager.versions(name).iter().map(|v| v.to_string()).collect(),
+            None => state
+                .manager
+                .versions(name)
+                .iter()
+                .map(|v| v.to_string())
+                .collect(),
         },
         platform,
         inputs: mv.io.inputs.iter().map(tensor).collect(),
@@ -97,7 +110,10 @@ pub fn model_metadata(state: &ServerState, name: &str, version: Option<i64>) -> 
 }
 
 fn duration(d: &DurationStat) -> Option<pb::StatisticDuration> {
-    Some(pb::StatisticDuration { count: d.count(), ns: d.ns() })
+    Some(pb::StatisticDuration {
+        count: d.count(),
+        ns: d.ns(),
+    })
 }
 
 fn version_stats(v: &ModelVersion) -> pb::ModelStatistics {
@@ -134,13 +150,24 @@ fn version_stats(v: &ModelVersion) -> pb::ModelStatistics {
 }
 
 /// Statistics of every serving version, of one model, or of one version.
-pub fn model_statistics(state: &ServerState, name: &str, version: Option<i64>) -> Result<pb::ModelStatisticsResponse, Status> {
+pub fn model_statistics(
+    state: &ServerState,
+    name: &str,
+    version: Option<i64>,
+) -> Result<pb::ModelStatisticsResponse, Status> {
     let versions: Vec<Arc<ModelVersion>> = if name.is_empty() {
         state.manager.serving()
     } else {
-        let all: Vec<Arc<ModelVersion>> = state.manager.serving().into_iter().filter(|v| v.name == name).collect();
+        let all: Vec<Arc<ModelVersion>> = state
+            .manager
+            .serving()
+            .into_iter()
+            .filter(|v| v.name == name)
+            .collect();
         if all.is_empty() {
-            return Err(Status::invalid_arg(format!("requested model '{name}' is not available")));
+            return Err(Status::invalid_arg(format!(
+                "requested model '{name}' is not available"
+            )));
         }
         match version {
             None => all,
@@ -155,7 +182,9 @@ pub fn model_statistics(state: &ServerState, name: &str, version: Option<i64>) -
             }
         }
     };
-    Ok(pb::ModelStatisticsResponse { model_stats: versions.iter().map(|v| version_stats(v)).collect() })
+    Ok(pb::ModelStatisticsResponse {
+        model_stats: versions.iter().map(|v| version_stats(v)).collect(),
+    })
 }
 
 pub fn repository_index(state: &ServerState, ready_only: bool) -> pb::RepositoryIndexResponse {
@@ -182,7 +211,9 @@ mod tests {
     fn check(v: &str, want: Result<Option<i64>, &str>) {
         match (parse_version(v), want) {
             (Ok(got), Ok(want)) => assert_eq!(got, want, "{v:?}"),
-            (Err(got), Err(want)) => assert!(got.message.starts_with(want), "{v:?}: {}", got.message),
+            (Err(got), Err(want)) => {
+                assert!(got.message.starts_with(want), "{v:?}: {}", got.message)
+            }
             (got, want) => panic!("{v:?}: got {got:?}, want {want:?}"),
         }
     }
@@ -200,10 +231,29 @@ mod tests {
         check("-0", Ok(Some(0)));
         check("0x1", Ok(Some(0)));
         check("9223372036854775807", Ok(Some(i64::MAX)));
-        check("abc", Err("failed to get model version from specified version string 'abc' (details: stol), version should be an integral value > 0"));
-        check("-", Err("failed to get model version from specified version string '-' (details: stol)"));
-        check("99999999999999999999", Err("failed to get model version from specified version string '99999999999999999999' (details: stol)"));
-        check("-1", Err("invalid model version specified '-1' , version should be an integral value > 0"));
-        check(" -01", Err("invalid model version specified ' -01' , version should be an integral value > 0"));
+        check(
+            "abc",
+            Err(
+                "failed to get model version from specified version string 'abc' (details: stol), version should be an integral value > 0",
+            ),
+        );
+        check(
+            "-",
+            Err("failed to get model version from specified version string '-' (details: stol)"),
+        );
+        check(
+            "99999999999999999999",
+            Err(
+                "failed to get model version from specified version string '99999999999999999999' (details: stol)",
+            ),
+        );
+        check(
+            "-1",
+            Err("invalid model version specified '-1' , version should be an integral value > 0"),
+        );
+        check(
+            " -01",
+            Err("invalid model version specified ' -01' , version should be an integral value > 0"),
+        );
     }
 }

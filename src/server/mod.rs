@@ -10,6 +10,7 @@ pub mod restrict;
 pub mod settings;
 pub mod shm;
 pub mod state;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub struct RunOptions {
     /// How long in-flight requests may take to finish once shutdown starts.
     pub exit_timeout: Duration,
     pub metrics: metrics::MetricsOptions,
+    /// TLS for the HTTP and gRPC listeners (metrics stay plain, as scrapers expect).
+    pub tls: Option<tls::TlsFiles>,
 }
 
 /// Serves until `state.shutdown` is cancelled, then shuts down in order: readiness turns
@@ -42,29 +45,69 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let token = state.shutdown.clone();
     let mut tasks = JoinSet::new();
+    let tls_config = |alpn: &[&[u8]]| {
+        opts.tls
+            .as_ref()
+            .map(|f| tls::server_config(f, alpn))
+            .transpose()
+    };
     if let Some(l) = listeners.grpc {
         let addr = l.local_addr()?;
         let router = grpc::router(state.clone());
         let stop = token.clone();
-        tasks.spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
-            router
-                .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-                .await
-                .map_err(anyhow::Error::from)
-        });
+        match tls_config(&[b"h2"])? {
+            Some(config) => {
+                let incoming = tls::incoming(l, config, token.clone());
+                tasks.spawn(async move {
+                    router
+                        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                        .await
+                        .map_err(anyhow::Error::from)
+                });
+            }
+            None => {
+                let incoming = tokio_stream::StreamExt::map(
+                    tokio_stream::wrappers::TcpListenerStream::new(l),
+                    |s| {
+                        s.inspect(|s| {
+                            let _ = s.set_nodelay(true);
+                        })
+                    },
+                );
+                tasks.spawn(async move {
+                    router
+                        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+                        .await
+                        .map_err(anyhow::Error::from)
+                });
+            }
+        }
         tracing::info!("Started GRPCInferenceService at {addr}");
     }
     if let Some(l) = listeners.http {
         let addr = l.local_addr()?;
-        let app = http::router(state.clone());
+        let app = http::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+            state.restricted_http.clone(),
+            restrict::http_middleware,
+        ));
         let stop = token.clone();
-        tasks.spawn(async move {
-            axum::serve(l, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .map_err(anyhow::Error::from)
-        });
+        match tls_config(&[b"h2", b"http/1.1"])? {
+            Some(config) => {
+                let incoming = tls::incoming(l, config, token.clone());
+                tasks.spawn(serve_tls_http(incoming, app, stop));
+            }
+            None => {
+                tasks.spawn(async move {
+                    let l = axum::serve::ListenerExt::tap_io(l, |s| {
+                        let _ = s.set_nodelay(true);
+                    });
+                    axum::serve(l, app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await
+                        .map_err(anyhow::Error::from)
+                });
+            }
+        }
         tracing::info!("Started HTTPService at {addr}");
     }
     if let Some(l) = listeners.metrics {
@@ -113,5 +156,42 @@ pub async fn run(
     if joined.await.is_err() {
         tracing::warn!("some connections were still open at exit");
     }
+    Ok(())
+}
+
+/// Serves HTTP over TLS connections until `stop`, then lets open connections finish.
+async fn serve_tls_http(
+    mut incoming: impl tokio_stream::Stream<
+        Item = std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+    > + Unpin
+    + Send
+    + 'static,
+    app: axum::Router,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    use tokio_stream::StreamExt;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    loop {
+        let stream = tokio::select! {
+            _ = stop.cancelled() => break,
+            s = incoming.next() => match s {
+                Some(Ok(s)) => s,
+                Some(Err(_)) => continue,
+                None => break,
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn =
+            builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("HTTPS connection ended: {e}");
+            }
+        });
+    }
+    graceful.shutdown().await;
     Ok(())
 }

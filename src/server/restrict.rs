@@ -204,3 +204,104 @@ mod tests {
         assert_eq!(grpc_category("ModelStreamInfer"), "inference");
     }
 }
+
+/// A tower layer enforcing gRPC restrictions before tonic routes the call. Clients may send
+/// the header as configured or with Triton's `triton-grpc-protocol-` prefix.
+#[derive(Clone)]
+pub struct GrpcLayer {
+    rules: std::sync::Arc<Restrictions>,
+}
+
+impl GrpcLayer {
+    pub fn new(rules: std::sync::Arc<Restrictions>) -> Self {
+        GrpcLayer { rules }
+    }
+}
+
+impl<S> tower::Layer<S> for GrpcLayer {
+    type Service = GrpcRestrict<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcRestrict {
+            inner,
+            rules: self.rules.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct GrpcRestrict<S> {
+    inner: S,
+    rules: std::sync::Arc<Restrictions>,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<::http::Request<B>> for GrpcRestrict<S>
+where
+    S: tower::Service<::http::Request<B>, Response = ::http::Response<tonic::body::Body>> + Send,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = ::http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: ::http::Request<B>) -> Self::Future {
+        if !self.rules.is_empty() {
+            let path = req.uri().path();
+            let category = if path.starts_with("/grpc.health.v1.Health/") {
+                "health"
+            } else {
+                grpc_category(path.rsplit('/').next().unwrap_or(""))
+            };
+            let headers = req.headers();
+            let lookup = |h: &str| {
+                headers
+                    .get(h)
+                    .or_else(|| headers.get(format!("triton-grpc-protocol-{h}")))
+                    .and_then(|v| v.to_str().ok())
+            };
+            if let Err(denied) = self.rules.check(category, lookup) {
+                let status = match &denied {
+                    Denied::Missing(_) => tonic::Status::unauthenticated(denied.message()),
+                    Denied::Wrong(_) => tonic::Status::permission_denied(denied.message()),
+                };
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
+/// Axum middleware enforcing HTTP restrictions (401 missing key, 403 wrong key).
+pub async fn http_middleware(
+    axum::extract::State(rules): axum::extract::State<std::sync::Arc<Restrictions>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !rules.is_empty() {
+        let category = http_category(req.uri().path());
+        let headers = req.headers();
+        if let Err(denied) = rules.check(category, |h| headers.get(h).and_then(|v| v.to_str().ok()))
+        {
+            let status = match denied {
+                Denied::Missing(_) => axum::http::StatusCode::UNAUTHORIZED,
+                Denied::Wrong(_) => axum::http::StatusCode::FORBIDDEN,
+            };
+            return (
+                status,
+                axum::Json(serde_json::json!({ "error": denied.message() })),
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}

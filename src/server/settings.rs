@@ -91,23 +91,28 @@ impl TraceSettings {
         let mut t = TraceSettings::default();
         for flag in flags {
             let kv = flag.strip_prefix("triton,").unwrap_or(flag);
-            let (key, value) = kv
-                .split_once('=')
-                .ok_or_else(|| format!("--trace-config '{flag}' must look like '[triton,]<setting>=<value>'"))?;
+            let (key, value) = kv.split_once('=').ok_or_else(|| {
+                format!("--trace-config '{flag}' must look like '[triton,]<setting>=<value>'")
+            })?;
             let key = match key {
                 "file" => "trace_file",
                 "level" => "trace_level",
                 "rate" => "trace_rate",
                 "count" => "trace_count",
                 "log-frequency" | "log_frequency" => "log_frequency",
-                other => return Err(format!("unknown trace setting '{other}' in --trace-config '{flag}'")),
+                other => {
+                    return Err(format!(
+                        "unknown trace setting '{other}' in --trace-config '{flag}'"
+                    ));
+                }
             };
             let values: Vec<String> = if key == "trace_level" {
                 value.split(',').map(str::to_string).collect()
             } else {
                 vec![value.to_string()]
             };
-            t.set(key, &values).map_err(|e| format!("--trace-config '{flag}': {}", e.message))?;
+            t.set(key, &values)
+                .map_err(|e| format!("--trace-config '{flag}': {}", e.message))?;
         }
         Ok(t)
     }

@@ -116,7 +116,13 @@ impl ShmRegistry {
     }
 }
 
-fn map_region(name: &str, key: &str, offset: u64, byte_size: u64, key_in_use: bool) -> Result<MmapMut, Status> {
+fn map_region(
+    name: &str,
+    key: &str,
+    offset: u64,
+    byte_size: u64,
+    key_in_use: bool,
+) -> Result<MmapMut, Status> {
     let open_err = || Status::internal(format!("Unable to open shared memory region: '{key}'"));
     let ckey = CString::new(key).map_err(|_| open_err())?;
     // SAFETY: `ckey` is a valid NUL-terminated string; the descriptor is owned below.
@@ -137,7 +143,9 @@ fn map_region(name: &str, key: &str, offset: u64, byte_size: u64, key_in_use: bo
         return Err(if key_in_use {
             invalid()
         } else {
-            Status::invalid_arg(format!("failed to register shared memory region '{name}': invalid args"))
+            Status::invalid_arg(format!(
+                "failed to register shared memory region '{name}': invalid args"
+            ))
         });
     }
     // SAFETY: the mapping stays within the object's size, checked above. Other processes
@@ -190,7 +198,10 @@ mod tests {
         assert_eq!(&r.read(4, 4).unwrap()[..], b"abcd");
         assert!(r.read(30, 4).is_err());
         assert!(r.write(u64::MAX, b"x").is_err());
-        assert_eq!(reg.register("big", &key, 60, 8).unwrap_err().message, format!("Invalid shared memory region: '{key}'"));
+        assert_eq!(
+            reg.register("big", &key, 60, 8).unwrap_err().message,
+            format!("Invalid shared memory region: '{key}'")
+        );
         assert_eq!(
             reg.register("zero", &key, 0, 0).unwrap_err().message,
             "failed to register shared memory region 'zero': unable to process address spaceInvalid argument"
@@ -200,6 +211,12 @@ mod tests {
         reg.unregister(Some("r"));
         assert!(reg.get("r").is_err());
         let e = reg.register("big", &key, 60, 8).unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (Code::InvalidArg, "failed to register shared memory region 'big': invalid args"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (
+                Code::InvalidArg,
+                "failed to register shared memory region 'big': invalid args"
+            )
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::restrict::Restrictions;
 use super::settings::Settings;
 use super::shm::ShmRegistry;
 use crate::repository::ModelManager;
@@ -27,6 +28,10 @@ pub struct ServerState {
     /// Cancelled when the server starts shutting down: readiness turns false at once.
     pub shutdown: CancellationToken,
     pub strict_readiness: bool,
+    /// `--http-restricted-api` rules.
+    pub restricted_http: Arc<Restrictions>,
+    /// `--grpc-restricted-protocol` rules.
+    pub restricted_grpc: Arc<Restrictions>,
     inflight: AtomicUsize,
     idle: Notify,
 }
@@ -46,6 +51,8 @@ impl ServerState {
             limits,
             shutdown,
             strict_readiness,
+            restricted_http: Arc::default(),
+            restricted_grpc: Arc::default(),
             inflight: AtomicUsize::new(0),
             idle: Notify::new(),
         }

@@ -38,11 +38,20 @@ impl TestServer {
         for r in repos {
             cmd.arg("--model-repository").arg(r);
         }
-        cmd.args(["--host", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--metrics-port",
+            "0",
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start despina");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -50,7 +59,11 @@ impl TestServer {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                for (svc, tag) in [("HTTPService", "http"), ("GRPCInferenceService", "grpc"), ("Metrics Service", "metrics")] {
+                for (svc, tag) in [
+                    ("HTTPService", "http"),
+                    ("GRPCInferenceService", "grpc"),
+                    ("Metrics Service", "metrics"),
+                ] {
                     let marker = format!("Started {svc} at ");
                     if let Some(i) = line.find(&marker) {
                         let addr = line[i + marker.len()..].trim().to_string();
@@ -96,7 +109,11 @@ impl TestServer {
     }
 
     /// Sends a signal (e.g. libc::SIGTERM) and waits for the exit status, bounded in time.
-    pub fn signal_and_wait(&mut self, signal: i32, timeout: Duration) -> Option<std::process::ExitStatus> {
+    pub fn signal_and_wait(
+        &mut self,
+        signal: i32,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
         unsafe { libc::kill(child.id() as i32, signal) };
         let deadline = Instant::now() + timeout;

@@ -30,7 +30,9 @@ use crate::status::{Code, Status};
 
 /// Both services on one router, with the message size limit and the compressions tritonclient
 /// offers (gzip, deflate).
-pub fn router(state: Arc<ServerState>) -> Router {
+pub fn router(
+    state: Arc<ServerState>,
+) -> Router<tower::layer::util::Stack<super::restrict::GrpcLayer, tower::layer::util::Identity>> {
     let max = state.limits.max_grpc_message_bytes;
     let inference = GrpcInferenceServiceServer::new(Service {
         state: state.clone(),
@@ -39,8 +41,10 @@ pub fn router(state: Arc<ServerState>) -> Router {
     .accept_compressed(CompressionEncoding::Deflate)
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
+    let state_rules = state.restricted_grpc.clone();
     let health = HealthServer::new(health::Health::new(state));
     tonic::transport::Server::builder()
+        .layer(super::restrict::GrpcLayer::new(state_rules))
         .add_service(inference)
         .add_service(health)
 }

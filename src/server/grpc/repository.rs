@@ -111,7 +111,9 @@ pub(super) async fn unload(
         ));
     }
     let dependents = matches!(
-        r.parameters.get("unload_dependents").and_then(|p| p.parameter_choice.as_ref()),
+        r.parameters
+            .get("unload_dependents")
+            .and_then(|p| p.parameter_choice.as_ref()),
         Some(R::BoolParam(true))
     );
     explicit_mode(state)?;
