@@ -47,9 +47,9 @@ pub struct ServeArgs {
     /// Models to load at start in explicit mode; `*` loads all. Repeatable.
     #[arg(long = "load-model", value_name = "NAME")]
     pub load_model: Vec<String>,
-    /// Seconds between repository polls in poll mode.
-    #[arg(long, default_value_t = 15)]
-    pub repository_poll_secs: u64,
+    /// Seconds between repository polls in poll mode (fractions allowed).
+    #[arg(long, default_value_t = 15.0)]
+    pub repository_poll_secs: f64,
     /// Require a config.pbtxt for every model (no auto-complete).
     #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub strict_model_config: bool,

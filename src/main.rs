@@ -52,6 +52,7 @@ fn check(args: CheckArgs) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    despina::request::install_panic_hook();
     let log = LogSettings {
         file: args
             .log_file
@@ -102,7 +103,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
 
         if control_mode == ControlMode::Poll {
-            spawn_poller(state_manager.clone(), Duration::from_secs(args.repository_poll_secs.max(1)), shutdown.clone());
+            spawn_poller(state_manager.clone(), Duration::from_secs_f64(args.repository_poll_secs.max(0.05)), shutdown.clone());
         }
         let trace = TraceSettings::from_flags(&args.trace_config).map_err(anyhow::Error::msg)?;
         let settings = Settings::new(log, trace, Some(apply_log));

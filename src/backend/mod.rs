@@ -5,6 +5,7 @@
 
 pub mod add_sub;
 pub mod add_version;
+pub mod fault;
 pub mod identity;
 pub mod onnx;
 pub mod sequence;
@@ -181,6 +182,7 @@ impl Registry {
         r.register(Arc::new(identity::IdentityBackend));
         r.register(Arc::new(add_sub::AddSubBackend));
         r.register(Arc::new(add_version::AddVersionBackend));
+        r.register(Arc::new(fault::FaultBackend));
         r.register(Arc::new(square::SquareBackend));
         r.register(Arc::new(sequence::SequenceBackend));
         r

@@ -257,11 +257,41 @@ impl Responder {
 impl Drop for Responder {
     fn drop(&mut self) {
         if !self.done {
-            self.fail(Status::internal(
-                "request was dropped before its final response was sent",
-            ));
+            let message = if std::thread::panicking() {
+                let why = LAST_PANIC
+                    .with(|p| p.borrow().clone())
+                    .unwrap_or_else(|| "unknown panic".into());
+                format!(
+                    "model instance crashed while executing the request ({why}); the instance is being restarted"
+                )
+            } else {
+                "request was dropped before its final response was sent".to_string()
+            };
+            self.fail(Status::internal(message));
         }
     }
+}
+
+thread_local! {
+    /// The message of the panic unwinding this thread, for the requests it fails.
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs a panic hook (keeping the previous one) that remembers each panic's message on
+/// its thread, so requests failed by the unwinding can say what happened.
+pub fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
+            (*s).to_string()
+        } else if let Some(s) = info.payload().downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "unknown panic".to_string()
+        };
+        LAST_PANIC.with(|p| *p.borrow_mut() = Some(msg));
+        previous(info);
+    }));
 }
 
 /// The receiving half, held by the frontend.
