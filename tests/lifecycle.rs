@@ -357,3 +357,104 @@ async fn sigterm_drains_in_flight_requests_then_exits_cleanly() {
         server.log_text()
     );
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+async fn wait_unloaded(c: &mut Client, model: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let idx = c
+            .repository_index(pb::RepositoryIndexRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        if idx
+            .models
+            .iter()
+            .any(|m| m.name == model && m.state == "UNAVAILABLE" && m.reason == "unloaded")
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{model} never finished unloading"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unloading_frees_the_model_memory() {
+    let model_file = root().join("model_repository/all_minilm_l6_v2/1/model.onnx");
+    if !model_file.exists() {
+        panic!(
+            "{} is missing: run scripts/setup.sh (it generates the MiniLM model)",
+            model_file.display()
+        );
+    }
+    let server = TestServer::start(
+        &root().join("model_repository"),
+        &["--model-control-mode", "explicit"],
+    );
+    let mut c = client(&server).await;
+    let start = rss_kib(server.pid());
+    let mut after_unload = Vec::new();
+    for _ in 0..4 {
+        c.repository_model_load(pb::RepositoryModelLoadRequest {
+            model_name: "all_minilm_l6_v2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let ids: Vec<u8> = (0..4 * 32)
+            .flat_map(|i: i64| (101 + i % 50).to_le_bytes())
+            .collect();
+        let ones: Vec<u8> = (0..4 * 32).flat_map(|_| 1i64.to_le_bytes()).collect();
+        let zeros = vec![0u8; 4 * 32 * 8];
+        let input = |n: &str| pb::model_infer_request::InferInputTensor {
+            name: n.into(),
+            datatype: "INT64".into(),
+            shape: vec![4, 32],
+            ..Default::default()
+        };
+        let req = pb::ModelInferRequest {
+            model_name: "all_minilm_l6_v2".into(),
+            inputs: vec![
+                input("input_ids"),
+                input("attention_mask"),
+                input("token_type_ids"),
+            ],
+            raw_input_contents: vec![ids.into(), ones.into(), zeros.into()],
+            ..Default::default()
+        };
+        c.model_infer(req).await.unwrap();
+        let loaded = rss_kib(server.pid());
+        c.repository_model_unload(pb::RepositoryModelUnloadRequest {
+            model_name: "all_minilm_l6_v2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        wait_unloaded(&mut c, "all_minilm_l6_v2").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let unloaded = rss_kib(server.pid());
+        println!("RSS: start {start} KiB, loaded {loaded} KiB, unloaded {unloaded} KiB");
+        assert!(
+            loaded > unloaded + 60 * 1024,
+            "unloading the 90 MB model gave back at least 60 MiB"
+        );
+        after_unload.push(unloaded);
+    }
+    let (lo, hi) = (
+        *after_unload.iter().min().unwrap(),
+        *after_unload.iter().max().unwrap(),
+    );
+    assert!(
+        hi - lo < 24 * 1024,
+        "no growth across load/unload cycles: {after_unload:?}"
+    );
+}

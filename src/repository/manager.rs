@@ -706,6 +706,15 @@ impl ModelManager {
     }
 }
 
+/// Returns freed heap pages to the OS, so unloading a model shows in the process's RSS.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own heap bookkeeping.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Takes versions out of service on a background thread. Each leaving version stays
 /// reachable by its number while requests for it keep it busy (up to `drain`), then its
 /// queue closes, what is queued finishes, its instances exit, and it is marked unloaded.
@@ -757,6 +766,8 @@ fn retire(leaving: Vec<Arc<ModelVersion>>, entry: Option<Arc<ModelEntry>>, drain
                 }
                 tracing::info!(model = %v.name, version = v.version, "unloaded");
             }
+            drop(leaving);
+            release_freed_memory();
         });
     if let Err(e) = spawned {
         tracing::error!("cannot start unload thread: {e}");
