@@ -811,6 +811,17 @@ fn bad_requests_catalogue() {
         ("empty body", vec![], Vec::new(), 400, JSON,
             "[request id: <id_unknown>] Raw request must only have 1 input (found 1) to be deduced but got 2 inputs in 'simple' model configuration".into()),
     ];
+    // A binary size that does not match the shape is the validation's byte size mismatch.
+    let sized = json!({"inputs": [
+        {"name": "INPUT0", "datatype": "INT32", "shape": [1, 16], "parameters": {"binary_data_size": 60}},
+        {"name": "INPUT1", "datatype": "INT32", "shape": [1, 16], "parameters": {"binary_data_size": 64}},
+    ]});
+    let r = post_binary(&s.http, "/v2/models/simple/infer", &sized, &vec![0u8; 124]);
+    r.expect(400, JSON);
+    assert_eq!(
+        r.error(),
+        "[request id: <id_unknown>] input byte size mismatch for input 'INPUT0' for model 'simple'. Expected 64, got 60"
+    );
     for (what, headers, body, status, ct, msg) in &raw_cases {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let r = request(&s.http, "POST", "/v2/models/simple/infer", &headers, body);
