@@ -203,6 +203,35 @@ pub fn repository_index(state: &ServerState, ready_only: bool) -> pb::Repository
     }
 }
 
+/// The model control API (load, unload) works in explicit mode only; Triton's answer otherwise.
+pub fn check_model_control(state: &ServerState) -> Result<(), Status> {
+    if state.manager.control_mode() == crate::repository::ControlMode::Explicit {
+        Ok(())
+    } else {
+        Err(Status::unavailable("explicit model load / unload is not allowed if polling is enabled"))
+    }
+}
+
+/// Triton refuses to turn tracing on while no trace file is set (only the command line sets
+/// one), before applying any of the update.
+pub fn check_trace_update(
+    state: &ServerState,
+    model: Option<&str>,
+    updates: &[(String, Option<Vec<String>>)],
+) -> Result<(), Status> {
+    let current = state.settings.trace(model);
+    let level = match updates.iter().rev().find(|(k, _)| k == "trace_level") {
+        Some((_, Some(level))) => level.clone(),
+        Some((_, None)) if model.is_some() => state.settings.trace(None).level,
+        Some((_, None)) => vec!["OFF".to_string()],
+        None => current.level.clone(),
+    };
+    if level.iter().any(|l| l != "OFF") && current.file.is_empty() {
+        return Err(Status::invalid_arg("Attempting to set invalid trace setting :trace file name is not given"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
