@@ -369,7 +369,7 @@ fn repository_index_and_control_round_trip() {
     r.expect(404, PLAIN);
     assert_eq!(
         r.error(),
-        "Request for unknown model: 'simple_int8' is not found"
+        "Request for unknown model: 'simple_int8' has no available versions"
     );
 
     post(&s.http, "/v2/repository/models/simple_int8/load", b"").expect(200, JSON);

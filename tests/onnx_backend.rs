@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::Value;
 
 use despina::backend::onnx::OnnxBackend;
@@ -60,26 +58,9 @@ macro_rules! backend_or_skip {
     };
 }
 
-/// Parses a config.pbtxt with prost-reflect's text-format reader (the config module's
-/// own parser is being rewritten). That reader wants `field: [ ... ]` for repeated
-/// messages, which config files write as `field [ ... ]`, so the colon is added first.
+/// Parses a config.pbtxt with the server's own parser.
 fn parse_config(text: &str) -> ModelConfig {
-    let mut fixed = String::with_capacity(text.len() + 16);
-    let mut last = ' ';
-    for c in text.chars() {
-        if c == '[' && (last.is_alphanumeric() || last == '_') {
-            fixed.push(':');
-        }
-        if !c.is_whitespace() {
-            last = c;
-        }
-        fixed.push(c);
-    }
-    let text = fixed.as_str();
-    let pool = DescriptorPool::decode(despina::proto::DESCRIPTOR_SET).unwrap();
-    let desc = pool.get_message_by_name("inference.ModelConfig").unwrap();
-    let msg = DynamicMessage::parse_text_format(desc, text).unwrap();
-    ModelConfig::decode(msg.encode_to_vec().as_slice()).unwrap()
+    despina::config::parse(text).unwrap_or_else(|e| panic!("config does not parse: {e}")).0
 }
 
 /// A model folder with its config (the config as written, or an empty one named after

@@ -31,21 +31,7 @@ fn read_config(dir: &Path) -> ModelConfig {
 /// `field: [ ... ]` where config files write `field [ ... ]`; both forms are valid for
 /// Triton, so the colon is added when the text as written is refused.
 fn parse_config(text: &str) -> ModelConfig {
-    if let Ok((cfg, _)) = despina::config::parse(text) {
-        return cfg;
-    }
-    let mut fixed = String::with_capacity(text.len() + 16);
-    let mut last = ' ';
-    for c in text.chars() {
-        if c == '[' && (last.is_alphanumeric() || last == '_') {
-            fixed.push(':');
-        }
-        if !c.is_whitespace() {
-            last = c;
-        }
-        fixed.push(c);
-    }
-    match despina::config::parse(&fixed) {
+    match despina::config::parse(text) {
         Ok((cfg, _)) => cfg,
         Err(e) => panic!("config does not parse: {e}\n{text}"),
     }

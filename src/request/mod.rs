@@ -179,16 +179,51 @@ pub struct Responder {
     done: bool,
     stats: Option<(Arc<ModelStats>, Instant)>,
     trace: Option<Arc<Trace>>,
+    gate: Option<Arc<Gate>>,
+}
+
+/// Holds the final answers of one execution until its statistics are recorded, so a client
+/// that reads the statistics right after its answer always sees its own execution counted.
+#[derive(Default)]
+pub struct Gate {
+    held: parking_lot::Mutex<Option<Vec<Box<dyn FnOnce() + Send>>>>,
+}
+
+impl Gate {
+    /// A closed gate: final answers wait in it.
+    pub fn closed() -> Arc<Gate> {
+        Arc::new(Gate { held: parking_lot::Mutex::new(Some(Vec::new())) })
+    }
+
+    fn run_or_hold(&self, f: Box<dyn FnOnce() + Send>) {
+        let mut held = self.held.lock();
+        match held.as_mut() {
+            Some(v) => v.push(f),
+            None => {
+                drop(held);
+                f();
+            }
+        }
+    }
+
+    /// Releases what is held; answers given later pass straight through.
+    pub fn open(&self) {
+        let held = self.held.lock().take();
+        for f in held.into_iter().flatten() {
+            f();
+        }
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.open();
+    }
 }
 
 impl Responder {
     fn new(tx: mpsc::UnboundedSender<ResponseItem>) -> Self {
-        Responder {
-            tx,
-            done: false,
-            stats: None,
-            trace: None,
-        }
+        Responder { tx, done: false, stats: None, trace: None, gate: None }
     }
 
     /// Records the request's outcome in `stats` when its final answer is sent.
@@ -241,16 +276,31 @@ impl Responder {
             return;
         }
         self.done = last;
-        // A closed receiver means the client left; the answer has nowhere to go.
-        let _ = self.tx.send(ResponseItem { response, last });
-        if last {
-            if let Some(t) = self.trace.take() {
-                t.mark("REQUEST_END");
-            }
-            if let Some((stats, arrival)) = self.stats.take() {
+        let item = ResponseItem { response, last };
+        if !last {
+            // A closed receiver means the client left; the answer has nowhere to go.
+            let _ = self.tx.send(item);
+            return;
+        }
+        let (tx, trace, stats) = (self.tx.clone(), self.trace.take(), self.stats.take());
+        let finish = move || {
+            if let Some((stats, arrival)) = stats {
                 stats.record_request(arrival, failure);
             }
+            if let Some(t) = trace {
+                t.mark("REQUEST_END");
+            }
+            let _ = tx.send(item);
+        };
+        match &self.gate {
+            Some(gate) => gate.run_or_hold(Box::new(finish)),
+            None => finish(),
         }
+    }
+
+    /// Holds this request's final answer in `gate` until the gate opens.
+    pub fn attach_gate(&mut self, gate: Arc<Gate>) {
+        self.gate = Some(gate);
     }
 }
 

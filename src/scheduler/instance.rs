@@ -138,9 +138,13 @@ impl Worker {
             }
         };
         drop(ready);
-        while let Some(batch) = self.source.next_batch(self.index) {
+        while let Some(mut batch) = self.source.next_batch(self.index) {
             if batch.is_empty() {
                 continue;
+            }
+            let gate = crate::request::Gate::closed();
+            for r in &mut batch {
+                r.responder.attach_gate(gate.clone());
             }
             let requests = batch.len();
             let rows: usize = batch.iter().map(|r| r.batch_size).sum();
@@ -152,6 +156,7 @@ impl Worker {
             self.stats.executing_add(-(requests as i64));
             self.stats.record_execution(requests, rows, timer.finish());
             traces.iter().for_each(|t| t.mark("COMPUTE_END"));
+            gate.open();
             if let Err(p) = outcome {
                 tracing::error!(
                     model = %self.files.name, version = self.files.version, instance = %self.spec.name,
