@@ -60,7 +60,9 @@ macro_rules! backend_or_skip {
 
 /// Parses a config.pbtxt with the server's own parser.
 fn parse_config(text: &str) -> ModelConfig {
-    despina::config::parse(text).unwrap_or_else(|e| panic!("config does not parse: {e}")).0
+    despina::config::parse(text)
+        .unwrap_or_else(|e| panic!("config does not parse: {e}"))
+        .0
 }
 
 /// A model folder with its config (the config as written, or an empty one named after

@@ -1,6 +1,4 @@
-//! despina-perf against a real despina on tests/models. Ignored until despina's frontends
-//! answer model metadata, config, statistics and infer over HTTP and gRPC; then remove
-//! the `ignore` attributes.
+//! despina-perf against a real despina on tests/models, over HTTP (binary and JSON) and gRPC.
 
 mod common;
 
@@ -72,7 +70,7 @@ fn check_consistent(r: &Report) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs despina's HTTP and gRPC frontends"]
+
 async fn sweeps_despina_over_http_and_grpc() {
     let server = TestServer::start(&test_models(), &[]);
     for (protocol, url, format) in [
@@ -94,7 +92,7 @@ async fn sweeps_despina_over_http_and_grpc() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs despina's HTTP and gRPC frontends"]
+
 async fn dynamic_batching_shows_in_the_server_split() {
     let server = TestServer::start(&test_models(), &[]);
     // identity_fp32: preferred batch sizes 4 and 8, 20 ms queue delay.
@@ -109,7 +107,7 @@ async fn dynamic_batching_shows_in_the_server_split() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs despina's HTTP and gRPC frontends"]
+
 async fn failing_requests_are_counted() {
     let server = TestServer::start(&test_models(), &[]);
     // simple_string adds decimal numbers; random letters make every request fail.

@@ -192,7 +192,9 @@ pub struct Gate {
 impl Gate {
     /// A closed gate: final answers wait in it.
     pub fn closed() -> Arc<Gate> {
-        Arc::new(Gate { held: parking_lot::Mutex::new(Some(Vec::new())) })
+        Arc::new(Gate {
+            held: parking_lot::Mutex::new(Some(Vec::new())),
+        })
     }
 
     fn run_or_hold(&self, f: Box<dyn FnOnce() + Send>) {
@@ -223,7 +225,13 @@ impl Drop for Gate {
 
 impl Responder {
     fn new(tx: mpsc::UnboundedSender<ResponseItem>) -> Self {
-        Responder { tx, done: false, stats: None, trace: None, gate: None }
+        Responder {
+            tx,
+            done: false,
+            stats: None,
+            trace: None,
+            gate: None,
+        }
     }
 
     /// Records the request's outcome in `stats` when its final answer is sent.

@@ -208,7 +208,9 @@ pub fn check_model_control(state: &ServerState) -> Result<(), Status> {
     if state.manager.control_mode() == crate::repository::ControlMode::Explicit {
         Ok(())
     } else {
-        Err(Status::unavailable("explicit model load / unload is not allowed if polling is enabled"))
+        Err(Status::unavailable(
+            "explicit model load / unload is not allowed if polling is enabled",
+        ))
     }
 }
 
@@ -227,7 +229,9 @@ pub fn check_trace_update(
         None => current.level.clone(),
     };
     if level.iter().any(|l| l != "OFF") && current.file.is_empty() {
-        return Err(Status::invalid_arg("Attempting to set invalid trace setting :trace file name is not given"));
+        return Err(Status::invalid_arg(
+            "Attempting to set invalid trace setting :trace file name is not given",
+        ));
     }
     Ok(())
 }
