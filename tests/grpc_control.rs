@@ -249,12 +249,13 @@ async fn refusals_like_triton() {
             poll_failed("does_not_exist"),
         ),
         (
+            // despina says what is wrong with the override (Triton: INTERNAL "failed to poll").
             load(
                 "simple",
                 vec![("config", R::StringParam("{not json".into()))],
             ),
-            Code::Internal,
-            poll_failed("simple"),
+            Code::InvalidArgument,
+            "failed to load 'simple': the 'config' parameter is not a valid model configuration: 1:2: invalid JSON: key must be a string at line 1 column 2".into(),
         ),
         (
             load(

@@ -138,6 +138,20 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
                 io.max_batch_size
             )));
         }
+        // An empty batch: Triton sizes the inputs as if the batch were 1, so the byte-size
+        // check of the last input is what refuses it.
+        if batch == 0 {
+            if let Some(last) = req.inputs.last() {
+                let t = &last.tensor;
+                let per_row = element_count(t.shape.get(1..).unwrap_or(&[])).unwrap_or(0);
+                let want = per_row * t.datatype.size().unwrap_or(4);
+                return Err(Status::invalid_arg(format!(
+                    "{prefix}input byte size mismatch for input '{}' for model '{model}'. Expected {want}, got {}",
+                    last.name,
+                    t.data.len()
+                )));
+            }
+        }
     }
 
     let required = io.inputs.iter().filter(|i| !i.optional).count();

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{ConfigExt, ModelConfig};
 use crate::proto::inference::model_ensembling::Step;
-use crate::request::{InferRequest, InferResponse, NamedTensor, RequestedOutput};
+use crate::request::{InferRequest, InferResponse, NamedTensor, ParamValue, RequestedOutput};
 use crate::status::Status;
 use crate::tensor::Tensor;
 
@@ -121,7 +121,24 @@ async fn run(plan: Arc<Plan>, submit: Submit, mut req: InferRequest) {
                     }
                 }
             }
-            req.responder.respond(InferResponse::new(outputs));
+            // Triton's ensemble scheduler reports the sequence fields of the request.
+            let mut response = InferResponse::new(outputs);
+            let (id, start, end) = match &req.sequence {
+                Some(s) => (s.id.clone(), s.start, s.end),
+                None => (crate::request::CorrelationId::Int(0), false, false),
+            };
+            let id = match id {
+                crate::request::CorrelationId::Int(i) => ParamValue::Int(i as i64),
+                crate::request::CorrelationId::Str(s) => ParamValue::String(s),
+            };
+            response.parameters.insert("sequence_id", id);
+            response
+                .parameters
+                .insert("sequence_start", ParamValue::Bool(start));
+            response
+                .parameters
+                .insert("sequence_end", ParamValue::Bool(end));
+            req.responder.respond(response);
         }
         Err(e) => req.responder.fail(e),
     }

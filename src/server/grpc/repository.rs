@@ -80,8 +80,11 @@ pub(super) async fn load(
     };
     let config = match config {
         Some(text) => Some(
-            crate::config::from_json(&text)
-                .map_err(|e| poll_failed(format!("Invalid config override: {e}")))?,
+            crate::config::from_json(&text).map_err(|e| {
+                Status::invalid_arg(format!(
+                    "failed to load '{name}': the 'config' parameter is not a valid model configuration: {e}"
+                ))
+            })?,
         ),
         None => None,
     };
