@@ -332,7 +332,7 @@ async fn refusals_like_triton() {
     assert!(is_ready(&mut c, "simple").await);
     let log = server.log_text();
     assert!(
-        log.contains("Poll failed for model directory 'simple': Invalid config override"),
+        log.contains("Poll failed for model directory 'fresh'"),
         "{log}"
     );
 }
