@@ -180,6 +180,45 @@ pub struct Responder {
     stats: Option<(Arc<ModelStats>, Instant)>,
     trace: Option<Arc<Trace>>,
     gate: Option<Arc<Gate>>,
+    order: Option<(Arc<OrderKeeper>, u64)>,
+}
+
+/// Releases final answers in the order their requests were accepted (the dynamic
+/// batcher's `preserve_ordering`), whatever order the instances finish them in.
+#[derive(Default)]
+pub struct OrderKeeper {
+    state: parking_lot::Mutex<OrderState>,
+}
+
+#[derive(Default)]
+struct OrderState {
+    next_ticket: u64,
+    next_release: u64,
+    done: std::collections::BTreeMap<u64, Box<dyn FnOnce() + Send>>,
+}
+
+impl OrderKeeper {
+    /// The place in line of a newly accepted request.
+    pub fn ticket(&self) -> u64 {
+        let mut st = self.state.lock();
+        st.next_ticket += 1;
+        st.next_ticket - 1
+    }
+
+    /// Marks `ticket` finished; runs every finished answer whose turn has come. The answers
+    /// run under the lock, so they are delivered strictly in order.
+    fn complete(&self, ticket: u64, f: Box<dyn FnOnce() + Send>) {
+        let mut st = self.state.lock();
+        st.done.insert(ticket, f);
+        loop {
+            let next = st.next_release;
+            let Some(f) = st.done.remove(&next) else {
+                break;
+            };
+            st.next_release += 1;
+            f();
+        }
+    }
 }
 
 /// Holds the final answers of one execution until its statistics are recorded, so a client
@@ -231,6 +270,7 @@ impl Responder {
             stats: None,
             trace: None,
             gate: None,
+            order: None,
         }
     }
 
@@ -300,10 +340,19 @@ impl Responder {
             }
             let _ = tx.send(item);
         };
+        let finish: Box<dyn FnOnce() + Send> = match self.order.take() {
+            Some((keeper, ticket)) => Box::new(move || keeper.complete(ticket, Box::new(finish))),
+            None => Box::new(finish),
+        };
         match &self.gate {
-            Some(gate) => gate.run_or_hold(Box::new(finish)),
+            Some(gate) => gate.run_or_hold(finish),
             None => finish(),
         }
+    }
+
+    /// Delivers the final answer only after those of earlier tickets of `keeper`.
+    pub fn attach_order(&mut self, keeper: Arc<OrderKeeper>, ticket: u64) {
+        self.order = Some((keeper, ticket));
     }
 
     /// Holds this request's final answer in `gate` until the gate opens.

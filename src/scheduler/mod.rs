@@ -30,6 +30,8 @@ use queue::Queue;
 pub struct Scheduler {
     kind: Kind,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Where refusals are counted.
+    stats: Arc<ModelStats>,
 }
 
 enum Kind {
@@ -67,10 +69,11 @@ impl Scheduler {
                 (Kind::Pool(q.clone()), q)
             }
         };
-        let (threads, result) = instance::start(backend, files, specs, source, stats);
+        let (threads, result) = instance::start(backend, files, specs, source, stats.clone());
         let sched = Scheduler {
             kind,
             threads: Mutex::new(threads),
+            stats,
         };
         if let Err(e) = result {
             sched.stop();
@@ -87,8 +90,9 @@ impl Scheduler {
     ) -> Result<Scheduler, Status> {
         let e = ensemble::Ensemble::start(config, submit)?;
         Ok(Scheduler {
-            kind: Kind::Ensemble(e, stats),
+            kind: Kind::Ensemble(e, stats.clone()),
             threads: Mutex::new(Vec::new()),
+            stats,
         })
     }
 
@@ -109,6 +113,9 @@ impl Scheduler {
         match refused {
             Ok(()) => Ok(()),
             Err((status, mut req)) => {
+                // Refused by the scheduler (full queue, unloading, bad priority): a failure
+                // of this model, unlike requests refused by validation before it.
+                req.responder.attach_stats(self.stats.clone(), req.arrival);
                 req.responder.fail(status.clone());
                 Err(status)
             }

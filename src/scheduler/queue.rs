@@ -35,6 +35,8 @@ struct State {
 
 pub struct Queue {
     policy: BatchPolicy,
+    /// Set with `preserve_ordering`: final answers leave in acceptance order.
+    order: Option<Arc<crate::request::OrderKeeper>>,
     stats: Arc<ModelStats>,
     state: Mutex<State>,
     ready: Condvar,
@@ -43,8 +45,14 @@ pub struct Queue {
 impl Queue {
     pub fn new(policy: BatchPolicy, stats: Arc<ModelStats>) -> Queue {
         let levels = (0..policy.levels).map(|_| VecDeque::new()).collect();
+        let order = policy
+            .dynamic
+            .as_ref()
+            .filter(|d| d.preserve_ordering)
+            .map(|_| Arc::new(crate::request::OrderKeeper::default()));
         Queue {
             policy,
+            order,
             stats,
             state: Mutex::new(State {
                 levels,
@@ -99,6 +107,9 @@ impl Queue {
             return Err((Status::unavailable("Exceeds maximum queue size"), req));
         }
         req.responder.attach_stats(self.stats.clone(), req.arrival);
+        if let Some(keeper) = &self.order {
+            req.responder.attach_order(keeper.clone(), keeper.ticket());
+        }
         st.levels[level - 1].push_back(Entry {
             req,
             enqueued: now,

@@ -1,0 +1,242 @@
+//! Scheduling through the real server: queue size limits, queue timeouts (REJECT and
+//! DELAY), priority levels, preserve_ordering, and the failure metrics they produce.
+//! The `fault` test backend sleeps INPUT0[0] ms per execution, which makes queues build.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use despina::proto::inference as pb;
+use despina::proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
+use tonic::transport::Channel;
+
+type Client = GrpcInferenceServiceClient<Channel>;
+
+fn model(repo: &Path, name: &str, instances: u32, max_batch: u32, dynamic: &str) {
+    let dir = repo.join(name);
+    std::fs::create_dir_all(dir.join("1")).unwrap();
+    let config = format!(
+        r#"name: "{name}"
+backend: "fault"
+max_batch_size: {max_batch}
+input [ {{ name: "INPUT0" data_type: TYPE_INT32 dims: [ 1 ] }} ]
+output [ {{ name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 1 ] }} ]
+instance_group [ {{ count: {instances} kind: KIND_CPU }} ]
+dynamic_batching {{ {dynamic} }}
+"#
+    );
+    std::fs::write(dir.join("config.pbtxt"), config).unwrap();
+}
+
+fn request(model: &str, ms: i32, params: &[(&str, i64)]) -> pb::ModelInferRequest {
+    use pb::infer_parameter::ParameterChoice as P;
+    pb::ModelInferRequest {
+        model_name: model.into(),
+        inputs: vec![pb::model_infer_request::InferInputTensor {
+            name: "INPUT0".into(),
+            datatype: "INT32".into(),
+            shape: vec![1, 1],
+            ..Default::default()
+        }],
+        raw_input_contents: vec![ms.to_le_bytes().to_vec().into()],
+        parameters: params
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    pb::InferParameter {
+                        parameter_choice: Some(P::Int64Param(*v)),
+                    },
+                )
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Sends a request on its own task; answers (value or error message) with the time it took.
+fn send(
+    c: &Client,
+    model: &str,
+    ms: i32,
+    params: &[(&str, i64)],
+) -> tokio::task::JoinHandle<(Result<i32, String>, Instant)> {
+    let (mut c, req) = (c.clone(), request(model, ms, params));
+    tokio::spawn(async move {
+        let r = c.model_infer(req).await;
+        let out = r
+            .map(|r| {
+                i32::from_le_bytes(
+                    r.into_inner().raw_output_contents[0][..4]
+                        .try_into()
+                        .unwrap(),
+                )
+            })
+            .map_err(|e| format!("{:?}: {}", e.code(), e.message()));
+        (out, Instant::now())
+    })
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(60)).await;
+}
+
+fn metric(server: &TestServer, name: &str, labels: &str) -> f64 {
+    let body = reqwest_lite(&server.metrics, "/metrics");
+    body.lines()
+        .find(|l| l.starts_with(name) && l.contains(labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}{{{labels}}} in\n{body}"))
+}
+
+fn reqwest_lite(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queue_limits_timeouts_priorities_and_ordering() {
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path();
+    model(
+        r,
+        "bounded",
+        1,
+        1,
+        "default_queue_policy { max_queue_size: 2 }",
+    );
+    model(
+        r,
+        "expiring",
+        1,
+        1,
+        "default_queue_policy { timeout_action: REJECT default_timeout_microseconds: 100000 allow_timeout_override: true }",
+    );
+    model(
+        r,
+        "delaying",
+        1,
+        1,
+        "default_queue_policy { timeout_action: DELAY default_timeout_microseconds: 50000 }",
+    );
+    model(
+        r,
+        "prioritised",
+        1,
+        1,
+        "priority_levels: 2 default_priority_level: 2",
+    );
+    model(r, "ordered", 2, 1, "preserve_ordering: true");
+    model(r, "unordered", 2, 1, "");
+    let server = TestServer::start(r, &[]);
+    let c = GrpcInferenceServiceClient::connect(server.grpc_url())
+        .await
+        .unwrap();
+
+    // A full queue refuses at once with UNAVAILABLE, counted as REJECTED.
+    let busy = send(&c, "bounded", 400, &[]);
+    settle().await;
+    let queued: Vec<_> = (0..2).map(|i| send(&c, "bounded", i, &[])).collect();
+    settle().await;
+    let refused: Vec<_> = (0..2).map(|i| send(&c, "bounded", 10 + i, &[])).collect();
+    for f in refused {
+        assert_eq!(
+            f.await.unwrap().0,
+            Err("Unavailable: Exceeds maximum queue size".to_string())
+        );
+    }
+    assert_eq!(busy.await.unwrap().0, Ok(400));
+    for (i, f) in queued.into_iter().enumerate() {
+        assert_eq!(
+            f.await.unwrap().0,
+            Ok(i as i32),
+            "queued requests were served"
+        );
+    }
+    assert_eq!(
+        metric(
+            &server,
+            "nv_inference_request_failure",
+            r#"model="bounded",reason="REJECTED""#
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "nv_inference_request_success",
+            r#"model="bounded""#
+        ),
+        3.0
+    );
+
+    // REJECT: a request still queued when its timeout passes is refused; one whose
+    // (allowed) override is longer waits and is served.
+    let busy = send(&c, "expiring", 400, &[]);
+    settle().await;
+    let expires = send(&c, "expiring", 1, &[]);
+    let patient = send(&c, "expiring", 2, &[("timeout", 2_000_000)]);
+    assert_eq!(
+        expires.await.unwrap().0,
+        Err("Unavailable: Request timeout expired".to_string())
+    );
+    assert_eq!(patient.await.unwrap().0, Ok(2));
+    assert_eq!(busy.await.unwrap().0, Ok(400));
+
+    // DELAY: a timed-out request is not refused, it is served after the others.
+    let busy = send(&c, "delaying", 200, &[]);
+    settle().await;
+    let late = send(&c, "delaying", 1, &[]);
+    assert_eq!(late.await.unwrap().0, Ok(1));
+    assert_eq!(busy.await.unwrap().0, Ok(200));
+
+    // Priority 1 jumps ahead of the default level 2; an unknown level is refused.
+    let busy = send(&c, "prioritised", 300, &[]);
+    settle().await;
+    let low = send(&c, "prioritised", 50, &[]);
+    settle().await;
+    let high = send(&c, "prioritised", 50, &[("priority", 1)]);
+    let (low, high) = (low.await.unwrap(), high.await.unwrap());
+    assert_eq!((&low.0, &high.0), (&Ok(50), &Ok(50)));
+    assert!(
+        high.1 < low.1,
+        "the priority-1 request, sent later, finished first"
+    );
+    let err = send(&c, "prioritised", 1, &[("priority", 3)])
+        .await
+        .unwrap()
+        .0
+        .unwrap_err();
+    assert!(err.contains("priority level 3 is out of range"), "{err}");
+    busy.await.unwrap();
+
+    // preserve_ordering: with two instances a fast request sent after a slow one still
+    // answers after it; without it, it answers first.
+    // The slow request has ~540 ms left when the fast one is sent: held back behind it,
+    // the fast one takes most of that; on its own it takes a few milliseconds.
+    for (name, ordered) in [("ordered", true), ("unordered", false)] {
+        let slow = send(&c, name, 600, &[]);
+        settle().await;
+        let sent = Instant::now();
+        let fast = send(&c, name, 1, &[]);
+        let (slow, fast) = (slow.await.unwrap(), fast.await.unwrap());
+        assert_eq!((slow.0, fast.0), (Ok(600), Ok(1)));
+        let waited = fast.1 - sent;
+        assert_eq!(
+            waited > Duration::from_millis(300),
+            ordered,
+            "{name}: the fast request took {waited:?}"
+        );
+    }
+}
