@@ -458,3 +458,69 @@ async fn unloading_frees_the_model_memory() {
         "no growth across load/unload cycles: {after_unload:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warmup_runs_before_a_version_serves() {
+    let repo = tempfile::tempdir().unwrap();
+    let dir = repo.path().join("warm");
+    std::fs::create_dir_all(dir.join("1")).unwrap();
+    std::fs::create_dir_all(dir.join("warmup")).unwrap();
+    // Warm-up data is a file of raw INT32s: 5 (sleep 5 ms) is fine, -1 crashes the instance.
+    std::fs::write(dir.join("warmup/ok.bin"), 5i32.to_le_bytes()).unwrap();
+    std::fs::write(dir.join("warmup/crash.bin"), (-1i32).to_le_bytes()).unwrap();
+    let config = |file: &str| {
+        format!(
+            r#"name: "warm"
+backend: "fault"
+max_batch_size: 4
+input [ {{ name: "INPUT0" data_type: TYPE_INT32 dims: [ 1 ] }} ]
+output [ {{ name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 1 ] }} ]
+model_warmup [ {{ name: "sample" batch_size: 1 count: 3 inputs {{ key: "INPUT0" value: {{ data_type: TYPE_INT32 dims: [ 1 ] input_data_file: "{file}" }} }} }} ]
+"#
+        )
+    };
+    std::fs::write(dir.join("config.pbtxt"), config("ok.bin")).unwrap();
+    let server = TestServer::start(
+        repo.path(),
+        &["--model-control-mode", "explicit", "--load-model", "warm"],
+    );
+    let mut c = client(&server).await;
+    // Warm-up ran three executions, and they are not counted as client traffic.
+    let stats = c
+        .model_statistics(pb::ModelStatisticsRequest {
+            name: "warm".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.model_stats[0].execution_count, 0);
+    let r = c
+        .model_infer(int_request("warm", "", &[7]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first_int(&r), 7);
+
+    // A version 2 whose warm-up crashes never serves; version 1 keeps answering.
+    std::fs::create_dir_all(dir.join("2")).unwrap();
+    std::fs::write(dir.join("config.pbtxt"), config("crash.bin")).unwrap();
+    let err = c
+        .repository_model_load(pb::RepositoryModelLoadRequest {
+            model_name: "warm".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("warmup 'sample' failed"),
+        "{}",
+        err.message()
+    );
+    let r = c
+        .model_infer(int_request("warm", "", &[8]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.model_version.as_str(), first_int(&r)), ("1", 8));
+}
