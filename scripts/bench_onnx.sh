@@ -49,8 +49,8 @@ HTTP="$(grep -o 'Started HTTPService at [0-9.:]*' "$WORK/server.log" | awk '{pri
 GRPC="$(grep -o 'Started GRPCInferenceService at [0-9.:]*' "$WORK/server.log" | awk '{print $4}')"
 [ -n "$HTTP" ] && [ -n "$GRPC" ] || { cat "$WORK/server.log"; exit 1; }
 
-perf() { # protocol url model concurrency out
-  local args=(-m "$3" -u "$2" -i "$1" --concurrency-range "$4:$4:1" -p "$WINDOW_MS" --warmup-time 500 --max-level-time 20000 --json "$5")
+perf() { # protocol url model concurrency out [batch]
+  local args=(-m "$3" -u "$2" -i "$1" -b "${6:-1}" --concurrency-range "$4:$4:1" -p "$WINDOW_MS" --warmup-time 500 --max-level-time 20000 --json "$5")
   show "$BIN/despina-perf" "${args[@]}"
   timeout 60 "$BIN/despina-perf" "${args[@]}" >/dev/null
 }
@@ -58,6 +58,9 @@ perf http "$HTTP" mlp_nodelay 1 "$WORK/http_c1.json"
 perf grpc "$GRPC" mlp_nodelay 1 "$WORK/grpc_c1.json"
 perf http "$HTTP" mlp 32 "$WORK/http_c32.json"
 perf grpc "$GRPC" mlp 32 "$WORK/grpc_c32.json"
+# Clients that send 64 rows per request: what the server reaches when per-request costs are shared.
+perf http "$HTTP" mlp 4 "$WORK/http_b64.json" 64
+perf grpc "$GRPC" mlp 4 "$WORK/grpc_b64.json" 64
 
 python3 - "$RAW" "$WORK" <<'PY'
 import json, sys
@@ -68,12 +71,17 @@ print()
 print(f"raw ONNX Runtime (mlp, intra-op 1): batch-1 p50 {raw['batch1_p50_us']:.1f} us; "
       f"best batched throughput {raw['best_infer_per_s']:.0f} infer/s (batch {raw['best_batch']}, {raw['threads']} sessions)")
 for proto in ("http", "grpc"):
-    c1, c32 = level(f"{proto}_c1"), level(f"{proto}_c32")
+    c1, c32, b64 = level(f"{proto}_c1"), level(f"{proto}_c32"), level(f"{proto}_b64")
     p50 = c1["latency"]["p50_us"]
+    srv = c1["server"]
+    inside = srv["request_us"] - raw["batch1_p50_us"]
     tput = c32["throughput_infer_per_s"]
-    batch = c32["server"].get("avg_batch_size") if c32.get("server") else None
-    print(f"{proto:4}: p50 at batch 1 {p50:.0f} us -> overhead {p50 - raw['batch1_p50_us']:.0f} us over raw ORT; "
-          f"concurrency 32: {tput:.0f} infer/s = {100 * tput / raw['best_infer_per_s']:.1f}% of raw best"
-          + (f" (average server batch {batch:.1f})" if batch else ""))
+    print(f"{proto:4}: batch 1, concurrency 1: client p50 {p50:.0f} us = raw + {p50 - raw['batch1_p50_us']:.0f} us "
+          f"(inside the server: {srv['request_us']:.0f} us per request = raw + {inside:.0f} us; "
+          f"queue {srv['queue_us']:.0f}, compute {srv['compute_input_us'] + srv['compute_infer_us'] + srv['compute_output_us']:.0f})")
+    print(f"      concurrency 32, 1 row per request: {tput:.0f} infer/s = {100 * tput / raw['best_infer_per_s']:.1f}% of raw best "
+          f"(average server batch {c32['server']['avg_batch_size']:.1f})")
+    t64 = b64["throughput_infer_per_s"]
+    print(f"      concurrency 4, 64 rows per request: {t64:.0f} infer/s = {100 * t64 / raw['best_infer_per_s']:.1f}% of raw best")
 print("client and server share the same cores: the client's own CPU time is part of both figures")
 PY
