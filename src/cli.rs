@@ -89,6 +89,8 @@ pub struct ServeArgs {
     pub allow_metrics: bool,
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub allow_cpu_metrics: bool,
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_gpu_metrics: bool,
     #[arg(long, default_value_t = 2000)]
     pub metrics_interval_ms: u64,
     /// Largest HTTP request body in bytes.

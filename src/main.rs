@@ -128,7 +128,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         let opts = RunOptions {
             exit_timeout: Duration::from_secs(args.exit_timeout_secs),
-            metrics: MetricsOptions { interval: Duration::from_millis(args.metrics_interval_ms), cpu: args.allow_cpu_metrics },
+            metrics: MetricsOptions { interval: Duration::from_millis(args.metrics_interval_ms), cpu: args.allow_cpu_metrics, gpu: args.allow_gpu_metrics },
             tls: match (&args.tls_cert, &args.tls_key) {
                 (Some(cert), Some(key)) => {
                     Some(TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: args.tls_client_ca.clone() })

@@ -25,11 +25,19 @@ use crate::stats::{DurationStat, FAILURE_REASONS, ModelStats};
 pub struct MetricsOptions {
     pub interval: Duration,
     pub cpu: bool,
+    /// GPU families through NVML, when a driver and a GPU are present.
+    pub gpu: bool,
 }
 
 pub fn router(state: Arc<ServerState>, opts: &MetricsOptions) -> anyhow::Result<Router> {
     let registry = Registry::new();
     registry.register(Box::new(InferenceCollector::new(state.clone())?))?;
+    if opts.gpu {
+        match super::gpu_metrics::GpuCollector::new() {
+            Some(gpu) => registry.register(Box::new(gpu))?,
+            None => tracing::info!("no GPU found through NVML: GPU metrics are off"),
+        }
+    }
     if opts.cpu {
         let cpu = Arc::new(CpuCollector::default());
         registry.register(Box::new(CpuHandle::new(cpu.clone())?))?;

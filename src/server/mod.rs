@@ -3,6 +3,7 @@
 //! status codes; everything below it speaks `InferRequest` and `Status`.
 
 pub mod common;
+pub mod gpu_metrics;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
