@@ -174,7 +174,7 @@ impl Tensor {
             return None;
         }
         let size = std::mem::size_of::<T>();
-        if self.data.len() % size != 0 {
+        if !self.data.len().is_multiple_of(size) {
             return None;
         }
         Some(self.data.chunks_exact(size).map(T::get).collect())

@@ -816,7 +816,7 @@ fn bad_requests_catalogue() {
         {"name": "INPUT0", "datatype": "INT32", "shape": [1, 16], "parameters": {"binary_data_size": 60}},
         {"name": "INPUT1", "datatype": "INT32", "shape": [1, 16], "parameters": {"binary_data_size": 64}},
     ]});
-    let r = post_binary(&s.http, "/v2/models/simple/infer", &sized, &vec![0u8; 124]);
+    let r = post_binary(&s.http, "/v2/models/simple/infer", &sized, &[0u8; 124]);
     r.expect(400, JSON);
     assert_eq!(
         r.error(),

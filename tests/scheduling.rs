@@ -219,7 +219,7 @@ async fn queue_limits_timeouts_priorities_and_ordering() {
         .0
         .unwrap_err();
     assert!(err.contains("priority level 3 is out of range"), "{err}");
-    busy.await.unwrap();
+    assert_eq!(busy.await.unwrap().0, Ok(300));
 
     // preserve_ordering: with two instances a fast request sent after a slow one still
     // answers after it; without it, it answers first.

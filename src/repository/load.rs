@@ -171,25 +171,25 @@ pub fn prepare(
         .collect();
 
     let backend = ctx.registry.get(&cfg.backend);
-    if ctx.auto_complete {
-        if let (Some(b), Some((v, vdir))) = (&backend, versions.last()) {
-            let snapshot = cfg.clone();
-            let mctx = ModelContext {
-                name: &dir.name,
-                version: *v,
-                model_dir: &dir.path,
-                version_dir: vdir,
-                config: &snapshot,
-            };
-            if let Err(e) = b.auto_complete(&mctx, &mut cfg) {
-                return Err(vec![Problem::at(
-                    &config_path,
-                    format!("auto-complete failed: {e}"),
-                )]);
-            }
-            config::normalize(&mut cfg, &norm)
-                .map_err(|e| vec![locate(&config_path, &e, map.as_ref())])?;
+    if ctx.auto_complete
+        && let (Some(b), Some((v, vdir))) = (&backend, versions.last())
+    {
+        let snapshot = cfg.clone();
+        let mctx = ModelContext {
+            name: &dir.name,
+            version: *v,
+            model_dir: &dir.path,
+            version_dir: vdir,
+            config: &snapshot,
+        };
+        if let Err(e) = b.auto_complete(&mctx, &mut cfg) {
+            return Err(vec![Problem::at(
+                &config_path,
+                format!("auto-complete failed: {e}"),
+            )]);
         }
+        config::normalize(&mut cfg, &norm)
+            .map_err(|e| vec![locate(&config_path, &e, map.as_ref())])?;
     }
 
     let mut known: Vec<&str> = ctx.registry.names();

@@ -367,10 +367,10 @@ impl ModelManager {
         // Ensembles that left when this model did come back with it.
         let waiting = std::mem::take(&mut *entry.reload_with.lock());
         for ensemble in waiting {
-            if self.versions(&ensemble).is_empty() {
-                if let Err(s) = self.load_at(&ensemble, LoadOverrides::default(), depth + 1) {
-                    tracing::error!(model = %ensemble, "cannot reload after '{name}' returned: {}", s.message);
-                }
+            if self.versions(&ensemble).is_empty()
+                && let Err(s) = self.load_at(&ensemble, LoadOverrides::default(), depth + 1)
+            {
+                tracing::error!(model = %ensemble, "cannot reload after '{name}' returned: {}", s.message);
             }
         }
         Ok(())
@@ -578,16 +578,16 @@ impl ModelManager {
     fn mark_failed(&self, entry: &ModelEntry, dir: &ModelDir, reason: &str) {
         let mut states = entry.states.lock();
         let serving = entry.serving.load();
-        if let Some((v, _)) = dir.versions.last() {
-            if !serving.versions.contains_key(v) {
-                states.insert(
-                    *v,
-                    VersionState {
-                        state: State::Unavailable,
-                        reason: reason.to_string(),
-                    },
-                );
-            }
+        if let Some((v, _)) = dir.versions.last()
+            && !serving.versions.contains_key(v)
+        {
+            states.insert(
+                *v,
+                VersionState {
+                    state: State::Unavailable,
+                    reason: reason.to_string(),
+                },
+            );
         }
     }
 

@@ -86,10 +86,9 @@ pub fn scan_model(name: &str, path: &Path) -> Result<ModelDir, RepoError> {
             .file_name()
             .and_then(|n| n.to_str())
             .and_then(|n| n.parse::<i64>().ok())
+            && v >= 0
         {
-            if v >= 0 {
-                versions.push((v, p));
-            }
+            versions.push((v, p));
         }
     }
     versions.sort();

@@ -182,15 +182,15 @@ fn warmup_data(
                     path.display()
                 ))
             })?;
-            if let Some(size) = dt.size() {
-                if data.len() != count * size {
-                    return Err(Status::invalid_arg(format!(
-                        "warmup '{sample}': '{}' holds {} bytes, input '{input}' needs {}",
-                        path.display(),
-                        data.len(),
-                        count * size
-                    )));
-                }
+            if let Some(size) = dt.size()
+                && data.len() != count * size
+            {
+                return Err(Status::invalid_arg(format!(
+                    "warmup '{sample}': '{}' holds {} bytes, input '{input}' needs {}",
+                    path.display(),
+                    data.len(),
+                    count * size
+                )));
             }
             data.into()
         }

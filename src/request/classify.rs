@@ -17,7 +17,7 @@ pub fn classify(
     } else {
         1
     };
-    let per_row = if rows == 0 { 0 } else { values.len() / rows };
+    let per_row = values.len().checked_div(rows).unwrap_or(0);
     let k = class_count.min(per_row);
     let mut out: Vec<String> = Vec::with_capacity(rows * k);
     for r in 0..rows {

@@ -221,11 +221,14 @@ impl OrderKeeper {
     }
 }
 
+/// Work delivered later: the final step of answering a request.
+type Deferred = Box<dyn FnOnce() + Send>;
+
 /// Holds the final answers of one execution until its statistics are recorded, so a client
 /// that reads the statistics right after its answer always sees its own execution counted.
 #[derive(Default)]
 pub struct Gate {
-    held: parking_lot::Mutex<Option<Vec<Box<dyn FnOnce() + Send>>>>,
+    held: parking_lot::Mutex<Option<Vec<Deferred>>>,
 }
 
 impl Gate {

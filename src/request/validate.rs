@@ -140,17 +140,17 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
         }
         // An empty batch: Triton sizes the inputs as if the batch were 1, so the byte-size
         // check of the last input is what refuses it.
-        if batch == 0 {
-            if let Some(last) = req.inputs.last() {
-                let t = &last.tensor;
-                let per_row = element_count(t.shape.get(1..).unwrap_or(&[])).unwrap_or(0);
-                let want = per_row * t.datatype.size().unwrap_or(4);
-                return Err(Status::invalid_arg(format!(
-                    "{prefix}input byte size mismatch for input '{}' for model '{model}'. Expected {want}, got {}",
-                    last.name,
-                    t.data.len()
-                )));
-            }
+        if batch == 0
+            && let Some(last) = req.inputs.last()
+        {
+            let t = &last.tensor;
+            let per_row = element_count(t.shape.get(1..).unwrap_or(&[])).unwrap_or(0);
+            let want = per_row * t.datatype.size().unwrap_or(4);
+            return Err(Status::invalid_arg(format!(
+                "{prefix}input byte size mismatch for input '{}' for model '{model}'. Expected {want}, got {}",
+                last.name,
+                t.data.len()
+            )));
         }
     }
 
@@ -250,7 +250,7 @@ pub fn validate(io: &ModelIo, req: &mut InferRequest) -> Result<(), Status> {
         })?;
         match t.datatype.size() {
             Some(size) => {
-                let want = count.checked_mul(size).unwrap_or(usize::MAX);
+                let want = count.saturating_mul(size);
                 if t.data.len() != want {
                     return Err(Status::invalid_arg(format!(
                         "{prefix}input byte size mismatch for input '{}' for model '{model}'. Expected {want}, got {}",

@@ -195,10 +195,10 @@ impl Queue {
         let mut first: Option<&InferRequest> = None;
         for e in self.ordered(st) {
             let r = &e.req;
-            if let Some(f) = first {
-                if rows + r.batch_size > max || !compatible(f, r) {
-                    return (count, rows, true);
-                }
+            if let Some(f) = first
+                && (rows + r.batch_size > max || !compatible(f, r))
+            {
+                return (count, rows, true);
             }
             first.get_or_insert(r);
             count += 1;

@@ -183,10 +183,8 @@ impl SequenceScheduler {
                 }
             }
         };
-        if seq.end {
-            if st.sequences.remove(&seq.id).is_some() {
-                st.load[instance] -= 1;
-            }
+        if seq.end && st.sequences.remove(&seq.id).is_some() {
+            st.load[instance] -= 1;
         }
         self.add_controls(&mut req, &seq.id, seq.start, seq.end);
         req.responder.attach_stats(self.stats.clone(), req.arrival);

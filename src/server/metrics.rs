@@ -276,10 +276,10 @@ impl CpuCollector {
             return;
         };
         let mut last = self.last.lock();
-        if let Some((b0, t0)) = *last {
-            if total > t0 {
-                *self.util.lock() = (busy.saturating_sub(b0)) as f64 / (total - t0) as f64;
-            }
+        if let Some((b0, t0)) = *last
+            && total > t0
+        {
+            *self.util.lock() = (busy.saturating_sub(b0)) as f64 / (total - t0) as f64;
         }
         *last = Some((busy, total));
     }

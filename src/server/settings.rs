@@ -292,10 +292,10 @@ impl Settings {
 
     /// The trace settings in force for `model` (the global ones when it has none).
     pub fn trace(&self, model: Option<&str>) -> TraceSettings {
-        if let Some(m) = model {
-            if let Some(s) = self.model_trace.read().get(m) {
-                return s.settings.clone();
-            }
+        if let Some(m) = model
+            && let Some(s) = self.model_trace.read().get(m)
+        {
+            return s.settings.clone();
         }
         self.trace.read().settings.clone()
     }
