@@ -310,3 +310,52 @@ fn sequences_ensembles_and_decoupled() {
     }
     assert_eq!(values, vec![3, 3, 3]);
 }
+
+#[test]
+fn ragged_inputs_are_batched_together() {
+    let repo = tempfile::tempdir().unwrap();
+    write_model(
+        repo.path(),
+        "ragged",
+        r#"
+name: "ragged"
+backend: "identity"
+max_batch_size: 8
+input { name: "INPUT0" data_type: TYPE_FP32 dims: [ -1 ] allow_ragged_batch: true }
+output { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ -1 ] }
+dynamic_batching { preferred_batch_size: [ 3 ] max_queue_delay_microseconds: 2000000 }
+"#,
+        &[1],
+    );
+    let m = manager(repo.path());
+    m.load("ragged", LoadOverrides::default()).unwrap();
+    let mv = m.get("ragged", None).unwrap();
+    let mut streams = Vec::new();
+    for len in [1usize, 4, 2] {
+        let values: Vec<f32> = (0..len).map(|i| i as f32).collect();
+        let (req, s) = InferRequest::new(
+            String::new(),
+            vec![NamedTensor::new(
+                "INPUT0",
+                Tensor::from_values(vec![1, len as i64], &values),
+            )],
+        );
+        mv.submit(req).unwrap();
+        streams.push((values, s));
+    }
+    for (values, s) in &mut streams {
+        let r = s
+            .blocking_next_timeout(Duration::from_secs(10))
+            .unwrap()
+            .response
+            .unwrap()
+            .unwrap();
+        assert_eq!(&r.outputs[0].tensor.values::<f32>().unwrap(), values);
+    }
+    let sizes: Vec<u64> = mv.stats.batch_stats().iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        sizes,
+        vec![3],
+        "three requests of different lengths ran as one batch"
+    );
+}

@@ -60,6 +60,8 @@ pub struct BatchPolicy {
     pub default_level: usize,
     /// Per level, index 0 = level 1.
     pub queue: Vec<QueuePolicy>,
+    /// Inputs with `allow_ragged_batch`: requests may share a batch whatever their shapes.
+    pub ragged: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -73,6 +75,12 @@ pub struct DynamicPolicy {
 impl BatchPolicy {
     pub fn from_config(cfg: &ModelConfig) -> BatchPolicy {
         let max_batch_size = cfg.max_batch_size.max(0) as usize;
+        let ragged: Vec<String> = cfg
+            .input
+            .iter()
+            .filter(|i| i.allow_ragged_batch)
+            .map(|i| i.name.clone())
+            .collect();
         let Some(db) = cfg.dynamic_batching() else {
             return BatchPolicy {
                 max_batch_size,
@@ -80,6 +88,7 @@ impl BatchPolicy {
                 levels: 1,
                 default_level: 1,
                 queue: vec![QueuePolicy::default()],
+                ragged,
             };
         };
         let mut preferred: Vec<usize> = db
@@ -118,6 +127,7 @@ impl BatchPolicy {
             levels,
             default_level,
             queue,
+            ragged,
         }
     }
 }

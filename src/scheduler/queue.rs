@@ -196,7 +196,7 @@ impl Queue {
         for e in self.ordered(st) {
             let r = &e.req;
             if let Some(f) = first
-                && (rows + r.batch_size > max || !compatible(f, r))
+                && (rows + r.batch_size > max || !compatible(f, r, &self.policy.ragged))
             {
                 return (count, rows, true);
             }
@@ -291,12 +291,15 @@ impl Queue {
     }
 }
 
-/// Two requests can share a batch when every input agrees on datatype and non-batch dims.
-fn compatible(a: &InferRequest, b: &InferRequest) -> bool {
+/// Two requests can share a batch when every input agrees on datatype and non-batch dims,
+/// except inputs marked `allow_ragged_batch`, whose shapes may differ (the backend then
+/// handles the ragged batch, as Triton's do).
+fn compatible(a: &InferRequest, b: &InferRequest, ragged: &[String]) -> bool {
     a.inputs.len() == b.inputs.len()
         && a.inputs.iter().all(|x| {
             b.input(&x.name).is_some_and(|y| {
-                x.tensor.datatype == y.datatype && x.tensor.shape.get(1..) == y.shape.get(1..)
+                x.tensor.datatype == y.datatype
+                    && (x.tensor.shape.get(1..) == y.shape.get(1..) || ragged.contains(&x.name))
             })
         })
 }
@@ -325,6 +328,7 @@ mod tests {
                     ..QueuePolicy::default()
                 },
             ],
+            ragged: Vec::new(),
         }
     }
 
@@ -379,6 +383,20 @@ mod tests {
         }
         assert_eq!(q.next_batch().unwrap().len(), 2);
         assert_eq!(q.next_batch().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn ragged_inputs_share_batches() {
+        let mut p = policy(vec![], 0);
+        p.ragged = vec!["X".into()];
+        let q = queue(p);
+        let mut streams = Vec::new();
+        for w in [2, 3, 5] {
+            let (r, s) = req(1, w, 0);
+            q.push(r).map_err(|e| e.0).unwrap();
+            streams.push(s);
+        }
+        assert_eq!(q.next_batch().unwrap().len(), 3);
     }
 
     #[test]
