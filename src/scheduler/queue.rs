@@ -118,7 +118,9 @@ impl Queue {
         st.len += 1;
         self.stats.pending_inc();
         drop(st);
-        self.ready.notify_all();
+        // One waiter is enough: whoever wakes re-reads the whole queue, and wakes another
+        // if it leaves work behind (see `take`). Waking all would be a futex storm.
+        self.ready.notify_one();
         Ok(())
     }
 
@@ -249,6 +251,9 @@ impl Queue {
         }
         st.len -= out.len();
         self.stats.pending_dec(out.len());
+        if st.len > 0 {
+            self.ready.notify_one();
+        }
         out
     }
 
