@@ -236,6 +236,8 @@ pub struct Settings {
     apply_log: Option<LogApplier>,
     trace: RwLock<Arc<TraceState>>,
     model_trace: RwLock<BTreeMap<String, Arc<TraceState>>>,
+    /// The keys each model set itself; the others follow the global settings.
+    model_overrides: RwLock<BTreeMap<String, BTreeMap<String, Vec<String>>>>,
     next_id: AtomicU64,
 }
 
@@ -246,6 +248,7 @@ impl Settings {
             apply_log,
             trace: RwLock::new(Arc::new(TraceState::new(trace))),
             model_trace: RwLock::new(BTreeMap::new()),
+            model_overrides: RwLock::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
         }
     }
@@ -300,48 +303,73 @@ impl Settings {
         self.trace.read().settings.clone()
     }
 
-    /// Updates trace settings globally or for one model. A `None` value resets that key
-    /// (for a model: back to the global value).
+    /// Updates trace settings globally or for one model. A `None` value resets that key:
+    /// for a model, back to following the global value.
     pub fn update_trace(
         &self,
         model: Option<&str>,
         updates: &[(String, Option<Vec<String>>)],
     ) -> Result<TraceSettings, Status> {
-        let global = self.trace(None);
-        let mut next = self.trace(model);
-        for (key, value) in updates {
-            match value {
-                Some(v) => next.set(key, v)?,
-                None => {
-                    let base = if model.is_some() {
-                        global.clone()
-                    } else {
-                        TraceSettings::default()
-                    };
-                    let value = base
-                        .to_map()
-                        .into_iter()
-                        .find(|(k, _)| k == key)
-                        .map(|(_, v)| v);
+        let known = |key: &str| {
+            TraceSettings::default()
+                .to_map()
+                .iter()
+                .any(|(k, _)| *k == key)
+        };
+        for (key, _) in updates {
+            if !known(key) {
+                return Err(Status::invalid_arg(format!(
+                    "unknown trace setting '{key}'"
+                )));
+            }
+        }
+        match model {
+            Some(m) => {
+                let mut overrides = self.model_overrides.write();
+                let mut mine = overrides.get(m).cloned().unwrap_or_default();
+                for (key, value) in updates {
                     match value {
-                        Some(v) => next.set(key, &v)?,
+                        Some(v) => {
+                            mine.insert(key.clone(), v.clone());
+                        }
                         None => {
-                            return Err(Status::invalid_arg(format!(
-                                "unknown trace setting '{key}'"
-                            )));
+                            mine.remove(key);
                         }
                     }
                 }
+                // Validate before anything changes.
+                let merged = merge(&self.trace(None), &mine)?;
+                if mine.is_empty() {
+                    overrides.remove(m);
+                    self.model_trace.write().remove(m);
+                } else {
+                    overrides.insert(m.to_string(), mine);
+                    self.model_trace
+                        .write()
+                        .insert(m.to_string(), Arc::new(TraceState::new(merged.clone())));
+                }
+                Ok(merged)
+            }
+            None => {
+                let mut next = self.trace(None);
+                for (key, value) in updates {
+                    let v = match value {
+                        Some(v) => v.clone(),
+                        None => default_value(key),
+                    };
+                    next.set(key, &v)?;
+                }
+                // Models follow the global values for every key they did not set.
+                let overrides = self.model_overrides.read();
+                let mut rebuilt = BTreeMap::new();
+                for (m, mine) in overrides.iter() {
+                    rebuilt.insert(m.clone(), Arc::new(TraceState::new(merge(&next, mine)?)));
+                }
+                *self.trace.write() = Arc::new(TraceState::new(next.clone()));
+                *self.model_trace.write() = rebuilt;
+                Ok(next)
             }
         }
-        let state = Arc::new(TraceState::new(next.clone()));
-        match model {
-            Some(m) => {
-                self.model_trace.write().insert(m.to_string(), state);
-            }
-            None => *self.trace.write() = state,
-        }
-        Ok(next)
     }
 
     /// Decides whether to trace the next request of `model`; returns its trace if so.
@@ -366,6 +394,27 @@ impl Settings {
             state.sink.clone(),
         )))
     }
+}
+
+/// The global settings with a model's own keys applied.
+fn merge(
+    global: &TraceSettings,
+    mine: &BTreeMap<String, Vec<String>>,
+) -> Result<TraceSettings, Status> {
+    let mut t = global.clone();
+    for (key, value) in mine {
+        t.set(key, value)?;
+    }
+    Ok(t)
+}
+
+fn default_value(key: &str) -> Vec<String> {
+    TraceSettings::default()
+        .to_map()
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -434,6 +483,45 @@ mod tests {
         assert!(
             s.update_log(&[("log_info".into(), LogValue::Uint(1))])
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn model_settings_follow_global_keys_they_did_not_set() {
+        let s = settings();
+        let v = |x: &str| Some(vec![x.to_string()]);
+        s.update_trace(Some("m"), &[("trace_rate".into(), v("5"))])
+            .unwrap();
+        s.update_trace(
+            None,
+            &[
+                ("trace_count".into(), v("7")),
+                ("trace_rate".into(), v("9")),
+            ],
+        )
+        .unwrap();
+        let m = s.trace(Some("m"));
+        assert_eq!(
+            (m.rate, m.count),
+            (5, 7),
+            "own rate kept, global count followed"
+        );
+        assert_eq!(s.trace(Some("other")).rate, 9);
+        s.update_trace(Some("m"), &[("trace_rate".into(), None)])
+            .unwrap();
+        assert_eq!(
+            s.trace(Some("m")).rate,
+            9,
+            "a reset key follows the global value again"
+        );
+        assert!(
+            s.update_trace(Some("m"), &[("trace_rate".into(), v("zero"))])
+                .is_err()
+        );
+        assert_eq!(
+            s.trace(Some("m")).rate,
+            9,
+            "a refused update changes nothing"
         );
     }
 }
