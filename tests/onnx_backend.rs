@@ -6,6 +6,8 @@
 //! Needs libonnxruntime (scripts/setup.sh puts it in .venv). Without it the tests print
 //! a loud notice and pass, unless DESPINA_REQUIRE_ONNXRUNTIME is set (scripts/test.sh).
 
+mod goldens;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -14,8 +16,7 @@ use serde_json::Value;
 
 use despina::backend::onnx::OnnxBackend;
 use despina::backend::{
-    Backend, BackendError, DeviceKind, ExecTimer, Instance, InstanceSpec, ModelContext, Rows,
-    split_rows,
+    Backend, BackendError, DeviceKind, ExecTimer, Instance, InstanceSpec, ModelContext,
 };
 use despina::config::{ConfigExt, ModelConfig};
 use despina::proto::inference::DataType as ConfigType;
@@ -186,186 +187,9 @@ fn execute(
         .collect()
 }
 
-// ---- goldens -------------------------------------------------------------------------
+// ---- goldens (tests/goldens) -----------------------------------------------------------
 
-struct Golden {
-    file: PathBuf,
-    model: String,
-    repository: String,
-    case: String,
-    abs: f64,
-    rel: f64,
-    inputs: Vec<NamedTensor>,
-    outputs: Vec<NamedTensor>,
-    same_as_row: Option<(String, usize, usize)>,
-}
-
-fn tensor_from_json(t: &Value) -> NamedTensor {
-    let name = t["name"].as_str().unwrap();
-    let dt = DataType::from_wire(t["datatype"].as_str().unwrap()).unwrap();
-    let shape: Vec<i64> = t["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_i64().unwrap())
-        .collect();
-    let data = t["data"].as_array().unwrap();
-    let f = |v: &Value| v.as_f64().unwrap();
-    let tensor = match dt {
-        DataType::Bool => Tensor::from_values(
-            shape,
-            &data
-                .iter()
-                .map(|v| v.as_bool().unwrap())
-                .collect::<Vec<_>>(),
-        ),
-        DataType::Uint8 => ints(shape, data, |v| v.as_u64().unwrap() as u8),
-        DataType::Uint16 => ints(shape, data, |v| v.as_u64().unwrap() as u16),
-        DataType::Uint32 => ints(shape, data, |v| v.as_u64().unwrap() as u32),
-        DataType::Uint64 => ints(shape, data, |v| v.as_u64().unwrap()),
-        DataType::Int8 => ints(shape, data, |v| v.as_i64().unwrap() as i8),
-        DataType::Int16 => ints(shape, data, |v| v.as_i64().unwrap() as i16),
-        DataType::Int32 => ints(shape, data, |v| v.as_i64().unwrap() as i32),
-        DataType::Int64 => ints(shape, data, |v| v.as_i64().unwrap()),
-        DataType::Fp16 => ints(shape, data, |v| half::f16::from_f64(f(v))),
-        DataType::Bf16 => ints(shape, data, |v| half::bf16::from_f64(f(v))),
-        DataType::Fp32 => ints(shape, data, |v| f(v) as f32),
-        DataType::Fp64 => ints(shape, data, f),
-        DataType::Bytes => Tensor::from_strings(
-            shape,
-            &data.iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>(),
-        ),
-    };
-    NamedTensor::new(name, tensor)
-}
-
-fn ints<T: despina::tensor::Element>(
-    shape: Vec<i64>,
-    data: &[Value],
-    conv: impl Fn(&Value) -> T,
-) -> Tensor {
-    Tensor::from_values(shape, &data.iter().map(conv).collect::<Vec<_>>())
-}
-
-fn load_golden(file: &Path) -> Option<Golden> {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-    v.get("inputs")?;
-    let same_as_row = v.get("same_as_row").map(|s| {
-        let case = s["case"].as_str().unwrap().to_string();
-        match s.get("rows") {
-            Some(r) => (
-                case,
-                r[0].as_u64().unwrap() as usize,
-                r[1].as_u64().unwrap() as usize,
-            ),
-            None => {
-                let row = s["row"].as_u64().unwrap() as usize;
-                (case, row, row + 1)
-            }
-        }
-    });
-    Some(Golden {
-        file: file.to_path_buf(),
-        model: v["model"].as_str().unwrap().to_string(),
-        repository: v["repository"].as_str().unwrap().to_string(),
-        case: v["case"].as_str().unwrap().to_string(),
-        abs: v["tolerance"]["abs"].as_f64().unwrap(),
-        rel: v["tolerance"]["rel"].as_f64().unwrap(),
-        inputs: v["inputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(tensor_from_json)
-            .collect(),
-        outputs: v["outputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(tensor_from_json)
-            .collect(),
-        same_as_row,
-    })
-}
-
-fn goldens() -> Vec<Golden> {
-    let mut out = Vec::new();
-    let dir = root().join("tests/data/goldens");
-    let mut models: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    models.sort();
-    for m in models {
-        let mut files: Vec<_> = std::fs::read_dir(&m)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        files.sort();
-        out.extend(files.iter().filter_map(|f| load_golden(f)));
-    }
-    out
-}
-
-fn as_f64(t: &Tensor) -> Option<Vec<f64>> {
-    Some(match t.datatype {
-        DataType::Fp16 => t
-            .values::<half::f16>()?
-            .iter()
-            .map(|v| v.to_f64())
-            .collect(),
-        DataType::Bf16 => t
-            .values::<half::bf16>()?
-            .iter()
-            .map(|v| v.to_f64())
-            .collect(),
-        DataType::Fp32 => t.values::<f32>()?.iter().map(|&v| v as f64).collect(),
-        DataType::Fp64 => t.values::<f64>()?,
-        _ => return None,
-    })
-}
-
-/// The golden comparison: same datatype and shape, and elementwise within
-/// `abs + rel * |want|` for floats; bit for bit when the tolerance is 0 and for the rest.
-fn compare(got: &Tensor, want: &Tensor, abs: f64, rel: f64) -> Result<(), String> {
-    if got.datatype != want.datatype || got.shape != want.shape {
-        return Err(format!(
-            "got {} {:?}, want {} {:?}",
-            got.datatype.wire_name(),
-            got.shape,
-            want.datatype.wire_name(),
-            want.shape
-        ));
-    }
-    if abs == 0.0 && rel == 0.0 || !is_float(want.datatype) {
-        if got.data != want.data {
-            return Err("data differs (bit for bit comparison)".into());
-        }
-        return Ok(());
-    }
-    let (g, w) = (as_f64(got).unwrap(), as_f64(want).unwrap());
-    for (i, (g, w)) in g.iter().zip(&w).enumerate() {
-        let ok = (g.is_nan() && w.is_nan()) || (g - w).abs() <= abs + rel * w.abs();
-        if !ok {
-            return Err(format!("element {i}: got {g}, want {w}"));
-        }
-    }
-    Ok(())
-}
-
-fn is_float(dt: DataType) -> bool {
-    matches!(
-        dt,
-        DataType::Fp16 | DataType::Bf16 | DataType::Fp32 | DataType::Fp64
-    )
-}
-
-fn rows_of(t: &Tensor, from: usize, to: usize) -> Tensor {
-    let n = t.shape[0] as usize;
-    let parts = split_rows(t, &Rows(vec![from, to - from, n - to])).unwrap();
-    parts[1].clone()
-}
+use goldens::{compare, rows as rows_of};
 
 fn check_outputs(
     what: &str,
@@ -404,7 +228,7 @@ fn check_outputs(
 #[test]
 fn goldens_reproduce_alone_and_batched() {
     let b = backend_or_skip!();
-    let all = goldens();
+    let all = goldens::all();
     let mut failures = Vec::new();
     let mut checked = 0;
     let mut models_seen = std::collections::BTreeSet::new();
@@ -500,7 +324,7 @@ fn minilm_batch_of_differently_padded_requests() {
     }
     let mut inst = model.load(b).unwrap();
     let dir = root().join("tests/data/goldens/all_minilm_l6_v2");
-    let g6 = load_golden(&dir.join("batch6.json")).unwrap();
+    let g6 = goldens::load(&dir.join("batch6.json")).unwrap();
     let reqs = (0..6)
         .map(|r| {
             Req::new(
@@ -743,7 +567,7 @@ fn a_failed_batch_fails_every_request_and_the_instance_keeps_serving() {
     let e = got[0].as_ref().unwrap_err();
     assert!(e.message.contains("expects 'FP32'"), "{e}");
 
-    let g = load_golden(&root().join("tests/data/goldens/mlp/batch5.json")).unwrap();
+    let g = goldens::load(&root().join("tests/data/goldens/mlp/batch5.json")).unwrap();
     let got = execute(&mut *inst, true, vec![Req::new(g.inputs.clone())]);
     let mut failures = Vec::new();
     check_outputs(
@@ -874,7 +698,7 @@ fn session_parameters_are_applied_or_refused() {
             param("memory.enable_memory_arena_shrinkage", "cpu:0")
         ),
     ];
-    let g = load_golden(&root().join("tests/data/goldens/mlp/batch5.json")).unwrap();
+    let g = goldens::load(&root().join("tests/data/goldens/mlp/batch5.json")).unwrap();
     for extra in &variants {
         let mut model = Model::open("model_repository", "mlp");
         model.config = parse_config(&format!("{base}\n{extra}"));
@@ -1031,7 +855,7 @@ fn instances_on_their_own_threads_answer_concurrent_batches() {
     );
     ready.unwrap();
 
-    let g = load_golden(&root().join("tests/data/goldens/mlp/batch64.json")).unwrap();
+    let g = goldens::load(&root().join("tests/data/goldens/mlp/batch64.json")).unwrap();
     let mut pending = Vec::new();
     let mut executions = 0;
     for round in 0..30usize {

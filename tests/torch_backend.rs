@@ -7,6 +7,8 @@
 //! it), for the forward() signatures the committed models do not cover.
 #![cfg(feature = "torch")]
 
+mod goldens;
+
 use std::path::{Path, PathBuf};
 
 use despina::backend::torch::TorchBackend;
@@ -16,7 +18,7 @@ use despina::backend::{
 use despina::config::ModelConfig;
 use despina::request::{InferRequest, InferResponse, NamedTensor, RequestedOutput};
 use despina::status::{Code, Status};
-use despina::tensor::{DataType, Tensor};
+use despina::tensor::Tensor;
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -156,221 +158,15 @@ fn infer_err(instance: &mut dyn Instance, batched: bool, inputs: Vec<NamedTensor
     }
 }
 
-// --- goldens (format: tests/data/goldens/README.md) ---
+// --- goldens (tests/goldens) ---
 
-struct Golden {
-    file: PathBuf,
-    repository: String,
-    model: String,
-    abs: f64,
-    rel: f64,
-    inputs: Vec<NamedTensor>,
-    outputs: Vec<NamedTensor>,
-    same_as_row: Option<(String, usize, usize)>,
-}
-
-fn read_golden(file: &Path) -> Golden {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-    let tensors = |key: &str| -> Vec<NamedTensor> {
-        v[key]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| NamedTensor::new(t["name"].as_str().unwrap(), json_tensor(t)))
-            .collect()
-    };
-    let same_as_row = v.get("same_as_row").map(|s| {
-        let case = s["case"].as_str().unwrap().to_string();
-        match (s.get("row"), s.get("rows")) {
-            (Some(r), _) => {
-                let r = r.as_u64().unwrap() as usize;
-                (case, r, r + 1)
-            }
-            (None, Some(rs)) => (
-                case,
-                rs[0].as_u64().unwrap() as usize,
-                rs[1].as_u64().unwrap() as usize,
-            ),
-            _ => panic!("{}: same_as_row without row(s)", file.display()),
-        }
-    });
-    Golden {
-        file: file.to_path_buf(),
-        repository: v["repository"].as_str().unwrap().to_string(),
-        model: v["model"].as_str().unwrap().to_string(),
-        abs: v["tolerance"]["abs"].as_f64().unwrap(),
-        rel: v["tolerance"]["rel"].as_f64().unwrap(),
-        inputs: tensors("inputs"),
-        outputs: tensors("outputs"),
-        same_as_row,
-    }
-}
-
-fn json_tensor(t: &Value) -> Tensor {
-    let datatype = DataType::from_wire(t["datatype"].as_str().unwrap()).unwrap();
-    let shape: Vec<i64> = t["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_i64().unwrap())
-        .collect();
-    let data = t["data"].as_array().unwrap();
-    let f = |x: &Value| x.as_f64().unwrap();
-    match datatype {
-        DataType::Bool => Tensor::from_values(
-            shape,
-            &data
-                .iter()
-                .map(|x| x.as_bool().unwrap())
-                .collect::<Vec<_>>(),
-        ),
-        DataType::Uint8 => Tensor::from_values(
-            shape,
-            &data
-                .iter()
-                .map(|x| x.as_u64().unwrap() as u8)
-                .collect::<Vec<_>>(),
-        ),
-        DataType::Int8 => Tensor::from_values(
-            shape,
-            &data
-                .iter()
-                .map(|x| x.as_i64().unwrap() as i8)
-                .collect::<Vec<_>>(),
-        ),
-        DataType::Int16 => Tensor::from_values(
-            shape,
-            &data
-                .iter()
-                .map(|x| x.as_i64().unwrap() as i16)
-                .collect::<Vec<_>>(),
-        ),
-        DataType::Int32 => Tensor::from_values(
-            shape,
-            &data
-                .iter()
-                .map(|x| x.as_i64().unwrap() as i32)
-                .collect::<Vec<_>>(),
-        ),
-        DataType::Int64 => Tensor::from_values(
-            shape,
-            &data.iter().map(|x| x.as_i64().unwrap()).collect::<Vec<_>>(),
-        ),
-        DataType::Fp16 => Tensor::from_values(
-            shape,
-            &data
-                .iter()
-                .map(|x| half::f16::from_f64(f(x)))
-                .collect::<Vec<_>>(),
-        ),
-        DataType::Bf16 => Tensor::from_values(
-            shape,
-            &data
-                .iter()
-                .map(|x| half::bf16::from_f64(f(x)))
-                .collect::<Vec<_>>(),
-        ),
-        DataType::Fp32 => {
-            Tensor::from_values(shape, &data.iter().map(|x| f(x) as f32).collect::<Vec<_>>())
-        }
-        DataType::Fp64 => Tensor::from_values(shape, &data.iter().map(f).collect::<Vec<_>>()),
-        other => panic!("no TorchScript golden uses {other:?}"),
-    }
-}
-
-/// Every element as f64 (exact for the integer ranges the goldens use, and for all floats).
-fn as_f64(t: &Tensor) -> Vec<f64> {
-    match t.datatype {
-        DataType::Bool => t
-            .values::<bool>()
-            .unwrap()
-            .into_iter()
-            .map(|b| f64::from(u8::from(b)))
-            .collect(),
-        DataType::Uint8 => t
-            .values::<u8>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        DataType::Int8 => t
-            .values::<i8>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        DataType::Int16 => t
-            .values::<i16>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        DataType::Int32 => t
-            .values::<i32>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        DataType::Int64 => t
-            .values::<i64>()
-            .unwrap()
-            .into_iter()
-            .map(|v| v as f64)
-            .collect(),
-        DataType::Fp16 => t
-            .values::<half::f16>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        DataType::Bf16 => t
-            .values::<half::bf16>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        DataType::Fp32 => t
-            .values::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        DataType::Fp64 => t.values::<f64>().unwrap(),
-        other => panic!("no TorchScript golden uses {other:?}"),
-    }
-}
+use goldens::{Golden, rows};
 
 #[track_caller]
 fn assert_close(what: &str, got: &Tensor, want: &Tensor, abs: f64, rel: f64) {
-    assert_eq!(got.datatype, want.datatype, "{what}: datatype");
-    assert_eq!(got.shape, want.shape, "{what}: shape");
-    if abs == 0.0 && rel == 0.0 && !matches!(got.datatype, DataType::Int64) {
-        // Bit for bit: -0.0 and 0.0 differ.
-        assert_eq!(got.data, want.data, "{what}: not bit-for-bit equal");
-        return;
+    if let Err(e) = goldens::compare(got, want, abs, rel) {
+        panic!("{what}: {e}");
     }
-    if got.datatype == DataType::Int64 {
-        assert_eq!(got.values::<i64>(), want.values::<i64>(), "{what}");
-        return;
-    }
-    for (i, (g, w)) in as_f64(got).into_iter().zip(as_f64(want)).enumerate() {
-        assert!(
-            (g - w).abs() <= abs + rel * w.abs() || (g.is_nan() && w.is_nan()),
-            "{what}[{i}]: got {g}, want {w} (abs {abs}, rel {rel})"
-        );
-    }
-}
-
-/// Rows `from..to` of a batched tensor.
-fn rows(t: &Tensor, from: usize, to: usize) -> Tensor {
-    let per_row = t.data.len() / t.shape[0] as usize;
-    let mut shape = t.shape.clone();
-    shape[0] = (to - from) as i64;
-    Tensor::new(
-        t.datatype,
-        shape,
-        t.data.slice(from * per_row..to * per_row),
-    )
 }
 
 fn named_rows(ts: &[NamedTensor], from: usize, to: usize) -> Vec<NamedTensor> {
@@ -381,12 +177,8 @@ fn named_rows(ts: &[NamedTensor], from: usize, to: usize) -> Vec<NamedTensor> {
 
 #[track_caller]
 fn check_response(what: &str, got: &InferResponse, want: &[NamedTensor], abs: f64, rel: f64) {
-    assert_eq!(got.outputs.len(), want.len(), "{what}: output count");
-    for w in want {
-        let g = got
-            .output(&w.name)
-            .unwrap_or_else(|| panic!("{what}: output {} missing", w.name));
-        assert_close(&format!("{what} {}", w.name), g, &w.tensor, abs, rel);
+    if let Err(e) = goldens::check_response(got, want, abs, rel) {
+        panic!("{what}: {e}");
     }
 }
 
@@ -406,15 +198,7 @@ fn torch_models() -> Vec<PathBuf> {
 }
 
 fn goldens_of(model: &str) -> Vec<Golden> {
-    let dir = root().join("tests/data/goldens").join(model);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no goldens in {}", dir.display());
-    files.iter().map(|f| read_golden(f)).collect()
+    goldens::of(model)
 }
 
 #[test]
