@@ -152,28 +152,12 @@ async fn handle(
             }
         },
         Route::SystemShm { region, action } => {
-            allow(
-                &method,
-                if action == ShmAction::Status {
-                    GET
-                } else {
-                    POST
-                },
-                JSON,
-            )?;
+            allow(&method, shm_method(action), JSON)?;
             let b = small(body).await?;
             shm::system(&state, region.as_deref(), action, &b)
         }
         Route::CudaShm { region, action } => {
-            allow(
-                &method,
-                if action == ShmAction::Status {
-                    GET
-                } else {
-                    POST
-                },
-                JSON,
-            )?;
+            allow(&method, shm_method(action), JSON)?;
             let b = small(body).await?;
             shm::cuda(&state, region.as_deref(), action, &b)
         }
@@ -222,5 +206,14 @@ fn path_version(v: Option<&str>) -> Result<Option<i64>, ApiError> {
                 ApiError::from,
             )),
         },
+    }
+}
+
+/// Shared-memory status is read with GET; register and unregister are POSTs.
+fn shm_method(action: ShmAction) -> &'static [Method] {
+    if action == ShmAction::Status {
+        GET
+    } else {
+        POST
     }
 }
