@@ -1,10 +1,11 @@
-//! The baseline for the serving benchmark (scripts/bench_onnx.sh): raw ONNX Runtime on
-//! `model_repository/mlp` with the settings despina uses for it (intra-op 1, inter-op 1).
-//! Prints one JSON object: batch-1 latency percentiles of one session, and the best
-//! batched throughput of `--threads` sessions (one per instance, as the config's instance
-//! group) running back to back over batch sizes 1..64.
+//! The baseline for the serving benchmark (scripts/bench_onnx.sh): raw ONNX Runtime on a
+//! model of `model_repository/` (`mlp` by default) with the settings despina uses for it
+//! (intra-op 1, inter-op 1). Prints one JSON object: batch-1 latency percentiles of one
+//! session, and the best batched throughput of `--threads` sessions (one per instance, as the
+//! config's instance group) running back to back over batch sizes 1..`--max-batch`. Dynamic
+//! dims after the batch dim get `--seq` (tokens, for a text model).
 //!
-//! `cargo bench --bench raw_ort -- [--threads 2] [--seconds 2]`
+//! `cargo bench --bench raw_ort -- [--model mlp] [--threads 2] [--seconds 2] [--max-batch 64] [--seq 32]`
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,9 +15,56 @@ use std::time::{Duration, Instant};
 use despina::backend::onnx::OnnxBackend;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::value::TensorRef;
+use ort::session::SessionInputValue;
+use ort::value::{TensorElementType, TensorRef, ValueType};
 
-const FEATURES: usize = 64;
+/// One input of the model, filled for `rows` rows: FP32 with a fixed pattern, INT64 with zeros
+/// (as despina-perf's `--input-data zero`, valid token ids for a text model).
+enum Feed {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+struct Input {
+    name: String,
+    /// The dims after the batch dim, dynamic ones given `--seq`.
+    dims: Vec<usize>,
+    /// Elements per row.
+    row: usize,
+    data: Feed,
+}
+
+fn inputs(s: &Session, seq: usize, max_rows: usize) -> Vec<Input> {
+    s.inputs()
+        .iter()
+        .map(|o| {
+            let ValueType::Tensor { ty, shape, .. } = o.dtype() else {
+                panic!("input {} is not a tensor", o.name())
+            };
+            let dims: Vec<usize> = shape[1..]
+                .iter()
+                .map(|&d| if d < 0 { seq } else { d as usize })
+                .collect();
+            let row = dims.iter().product();
+            let n = row * max_rows;
+            let data = match ty {
+                TensorElementType::Float32 => Feed::F32(
+                    (0..n)
+                        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                        .collect(),
+                ),
+                TensorElementType::Int64 => Feed::I64(vec![0; n]),
+                other => panic!("input {}: {other:?} is not supported here", o.name()),
+            };
+            Input {
+                name: o.name().to_string(),
+                dims,
+                row,
+                data,
+            }
+        })
+        .collect()
+}
 
 fn session(backend: &OnnxBackend, path: &Path) -> Session {
     Session::builder(backend.environment())
@@ -28,15 +76,27 @@ fn session(backend: &OnnxBackend, path: &Path) -> Session {
         .with_intra_threads(1)
         .expect("intra")
         .commit_from_file(path)
-        .expect("mlp session")
+        .expect("session")
 }
 
-fn run(s: &mut Session, data: &[f32], rows: usize) {
-    let input =
-        TensorRef::from_array_view(([rows, FEATURES], &data[..rows * FEATURES])).expect("input");
-    let out = s.run(ort::inputs!["features" => input]).expect("run");
-    let (_, logits) = out["logits"].try_extract_tensor::<f32>().expect("logits");
-    std::hint::black_box(logits[0]);
+fn run(s: &mut Session, inputs: &[Input], rows: usize) {
+    let feeds: Vec<(String, SessionInputValue)> = inputs
+        .iter()
+        .map(|i| {
+            let dims: Vec<usize> = std::iter::once(rows).chain(i.dims.iter().copied()).collect();
+            let v: SessionInputValue = match &i.data {
+                Feed::F32(d) => TensorRef::from_array_view((dims, &d[..rows * i.row]))
+                    .expect("input")
+                    .into(),
+                Feed::I64(d) => TensorRef::from_array_view((dims, &d[..rows * i.row]))
+                    .expect("input")
+                    .into(),
+            };
+            (i.name.clone(), v)
+        })
+        .collect();
+    let out = s.run(feeds).expect("run");
+    std::hint::black_box(&out[0]);
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -55,15 +115,24 @@ fn main() {
     };
     let threads = arg("--threads", 2.0) as usize;
     let seconds = arg("--seconds", 2.0);
+    let seq = arg("--seq", 32.0) as usize;
+    let max_batch = arg("--max-batch", 64.0) as usize;
+    let model = args
+        .iter()
+        .position(|a| a == "--model")
+        .and_then(|i| args.get(i + 1))
+        .map_or("mlp", String::as_str);
     let backend = OnnxBackend::new(None).expect("libonnxruntime (run scripts/setup.sh)");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("model_repository/mlp/1/model.onnx");
-    let data: Vec<f32> = (0..64 * FEATURES)
-        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
-        .collect();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("model_repository")
+        .join(model)
+        .join("1/model.onnx");
 
     // Batch-1 latency of one session, as one request at a time sees it.
     let mut s = session(&backend, &path);
-    for _ in 0..2000 {
+    let data = Arc::new(inputs(&s, seq, max_batch));
+    let warmup = Instant::now();
+    while warmup.elapsed() < Duration::from_millis(300) {
         run(&mut s, &data, 1);
     }
     let mut lat = Vec::new();
@@ -78,7 +147,8 @@ fn main() {
     // Best batched throughput: `threads` sessions, each running batch `b` back to back.
     let mut best = (0usize, 0.0f64);
     let mut per_batch = Vec::new();
-    for b in [1usize, 8, 16, 32, 64] {
+    let sizes = [1usize, 8, 16, 32, 64, 128, 256];
+    for b in sizes.into_iter().filter(|&b| b <= max_batch) {
         let rows = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let workers: Vec<_> = (0..threads)
@@ -107,7 +177,7 @@ fn main() {
         }
     }
     println!(
-        "{{\"model\": \"mlp\", \"threads\": {threads}, \"batch1_p50_us\": {:.2}, \"batch1_p99_us\": {:.2}, \"best_batch\": {}, \"best_infer_per_s\": {:.0}, \"infer_per_s_by_batch\": {{{}}}}}",
+        "{{\"model\": \"{model}\", \"threads\": {threads}, \"batch1_p50_us\": {:.2}, \"batch1_p99_us\": {:.2}, \"best_batch\": {}, \"best_infer_per_s\": {:.0}, \"infer_per_s_by_batch\": {{{}}}}}",
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
         best.0,
