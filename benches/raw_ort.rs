@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use despina::backend::onnx::OnnxBackend;
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::session::SessionInputValue;
+use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 /// One input of the model, filled for `rows` rows: FP32 with a fixed pattern, INT64 with zeros
@@ -83,7 +83,9 @@ fn run(s: &mut Session, inputs: &[Input], rows: usize) {
     let feeds: Vec<(String, SessionInputValue)> = inputs
         .iter()
         .map(|i| {
-            let dims: Vec<usize> = std::iter::once(rows).chain(i.dims.iter().copied()).collect();
+            let dims: Vec<usize> = std::iter::once(rows)
+                .chain(i.dims.iter().copied())
+                .collect();
             let v: SessionInputValue = match &i.data {
                 Feed::F32(d) => TensorRef::from_array_view((dims, &d[..rows * i.row]))
                     .expect("input")
