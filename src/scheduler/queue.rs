@@ -110,6 +110,7 @@ impl Queue {
         if let Some(keeper) = &self.order {
             req.responder.attach_order(keeper.clone(), keeper.ticket());
         }
+        let was_empty = st.len == 0;
         st.levels[level - 1].push_back(Entry {
             req,
             enqueued: now,
@@ -117,11 +118,37 @@ impl Queue {
         });
         st.len += 1;
         self.stats.pending_inc();
+        let wake = was_empty || deadline.is_some() || self.completes_batch(&st);
         drop(st);
         // One waiter is enough: whoever wakes re-reads the whole queue, and wakes another
         // if it leaves work behind (see `take`). Waking all would be a futex storm.
-        self.ready.notify_one();
+        if wake {
+            self.ready.notify_one();
+        }
         Ok(())
+    }
+
+    /// Whether the queue now holds a batch to run at once. When it does not, an instance
+    /// that is already timing the batcher's delay needs no wake-up: it looks again when the
+    /// delay ends, and each needless wake-up costs a context switch.
+    fn completes_batch(&self, st: &State) -> bool {
+        let Some(dynamic) = self.policy.dynamic.as_ref() else {
+            return true;
+        };
+        if dynamic.max_delay.is_zero() {
+            return true;
+        }
+        let (_, rows, full) = self.candidate(st);
+        full || rows >= self.target(dynamic)
+    }
+
+    /// The batch size the batcher fills before its delay ends.
+    fn target(&self, dynamic: &super::policy::DynamicPolicy) -> usize {
+        dynamic
+            .preferred
+            .last()
+            .copied()
+            .unwrap_or(self.policy.max_batch_size)
     }
 
     /// Stops accepting requests; queued ones are still served, then `next_batch` returns `None`.
@@ -155,11 +182,7 @@ impl Queue {
                 return Some(self.take(&mut st, 1, now));
             };
             let (count, rows, full) = self.candidate(&st);
-            let target = dynamic
-                .preferred
-                .last()
-                .copied()
-                .unwrap_or(self.policy.max_batch_size);
+            let target = self.target(dynamic);
             let oldest = self.oldest(&st).unwrap_or(now);
             let due = oldest + dynamic.max_delay;
             if full || rows >= target || dynamic.max_delay.is_zero() || now >= due || st.closed {
@@ -264,6 +287,14 @@ impl Queue {
             levels, delayed, ..
         } = st;
         for (i, q) in levels.iter_mut().enumerate() {
+            let stale = |e: &Entry| {
+                e.req.cancel.is_cancelled()
+                    || e.req.responder.is_closed()
+                    || e.deadline.is_some_and(|d| d <= now)
+            };
+            if !q.iter().any(stale) {
+                continue;
+            }
             let on_timeout = self.policy.queue[i].on_timeout;
             let mut kept = VecDeque::with_capacity(q.len());
             for mut e in q.drain(..) {
@@ -362,6 +393,45 @@ mod tests {
         let b = q.next_batch().unwrap();
         assert_eq!(b.len(), 4);
         assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn waiting_instance_wakes_when_a_push_completes_the_batch() {
+        // The instance is already timing a 10 s delay when the batch fills: the push that
+        // fills it must wake it (the pushes before it need not).
+        let q = Arc::new(queue(policy(vec![4], 10_000)));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let q = q.clone();
+            std::thread::spawn(move || tx.send(q.next_batch().map(|b| b.len())).unwrap())
+        };
+        let mut streams = Vec::new();
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(20));
+            let (r, s) = req(1, 2, 0);
+            q.push(r).map_err(|e| e.0).unwrap();
+            streams.push(s);
+        }
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(Some(4)));
+        waiter.join().unwrap();
+    }
+
+    #[test]
+    fn waiting_instance_wakes_for_an_incompatible_request() {
+        // A request that cannot join the forming batch closes it: the batch goes at once.
+        let q = Arc::new(queue(policy(vec![4], 10_000)));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let q = q.clone();
+            std::thread::spawn(move || tx.send(q.next_batch().map(|b| b.len())).unwrap())
+        };
+        let (a, _sa) = req(1, 2, 0);
+        q.push(a).map_err(|e| e.0).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let (b, _sb) = req(1, 3, 0);
+        q.push(b).map_err(|e| e.0).unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(Some(1)));
+        waiter.join().unwrap();
     }
 
     #[test]
