@@ -5,7 +5,7 @@
 //! config's instance group) running back to back over batch sizes 1..`--max-batch`. Dynamic
 //! dims after the batch dim get `--seq` (tokens, for a text model).
 //!
-//! `cargo bench --bench raw_ort -- [--model mlp] [--threads 2] [--seconds 2] [--max-batch 64] [--seq 32]`
+//! `cargo bench --bench raw_ort -- [--model mlp] [--threads 2] [--seconds 2] [--max-batch 64] [--seq 32] [--gap-us 0]`
 
 use std::path::Path;
 use std::sync::Arc;
@@ -146,6 +146,25 @@ fn main() {
     }
     lat.sort();
 
+    // The same with the thread asleep between runs for as long as one served request takes
+    // elsewhere (`--gap-us`, 0: skipped): what a run costs when it starts cold, as an
+    // instance thread woken for each request at concurrency 1 does.
+    let gap = Duration::from_micros(arg("--gap-us", 0.0) as u64);
+    let mut cold = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    while !gap.is_zero() && Instant::now() < deadline && cold.len() < 200_000 {
+        std::thread::sleep(gap);
+        let t = Instant::now();
+        run(&mut s, &data, 1);
+        cold.push(t.elapsed());
+    }
+    cold.sort();
+    let cold_p50 = if cold.is_empty() {
+        "null".to_string()
+    } else {
+        format!("{:.2}", percentile(&cold, 0.5))
+    };
+
     // Best batched throughput: `threads` sessions, each running batch `b` back to back.
     let mut best = (0usize, 0.0f64);
     let mut per_batch = Vec::new();
@@ -179,9 +198,10 @@ fn main() {
         }
     }
     println!(
-        "{{\"model\": \"{model}\", \"threads\": {threads}, \"batch1_p50_us\": {:.2}, \"batch1_p99_us\": {:.2}, \"best_batch\": {}, \"best_infer_per_s\": {:.0}, \"infer_per_s_by_batch\": {{{}}}}}",
+        "{{\"model\": \"{model}\", \"threads\": {threads}, \"batch1_p50_us\": {:.2}, \"batch1_p99_us\": {:.2}, \"batch1_after_gap_p50_us\": {cold_p50}, \"gap_us\": {}, \"best_batch\": {}, \"best_infer_per_s\": {:.0}, \"infer_per_s_by_batch\": {{{}}}}}",
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
+        gap.as_micros(),
         best.0,
         best.1,
         per_batch.join(", ")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The serving overhead and batched throughput of despina on model_repository/mlp (ONNX), against
 # raw ONNX Runtime on the same model with the same threads, measured in one run:
-#   1. raw ORT (cargo bench --bench raw_ort): batch-1 p50 of one session, and the best batched
-#      throughput of 2 sessions (the model's 2 instances) over batch sizes 1..64;
+#   1. raw ORT (cargo bench --bench raw_ort): batch-1 p50 of one session (back to back, and
+#      after 100 us asleep), and the best batched throughput of 2 sessions (the model's 2
+#      instances) over batch sizes 1..64;
 #   2. despina, p50 at batch 1 and concurrency 1 over HTTP and gRPC, on a copy of mlp without the
 #      dynamic batcher's queue delay (the delay is a latency the config asks for, not overhead);
 #   3. despina, throughput at concurrency 32 over HTTP and gRPC with the model's own dynamic batching.
@@ -56,8 +57,8 @@ HALT_POLL_NOW="$(cat "$HALT_POLL_FILE" 2>/dev/null || echo n/a)"
 echo "== machine: $(nproc) CPUs, cpuidle $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo n/a), guest_halt_poll_ns $HALT_POLL_NOW"
 
 echo "== raw ONNX Runtime"
-show cargo bench --bench raw_ort -- --threads 2 --seconds 2
-RAW="$(cargo bench -q --bench raw_ort -- --threads 2 --seconds 2 2>/dev/null | tail -n 1)"
+show cargo bench --bench raw_ort -- --threads 2 --seconds 2 --gap-us 100
+RAW="$(cargo bench -q --bench raw_ort -- --threads 2 --seconds 2 --gap-us 100 2>/dev/null | tail -n 1)"
 echo "$RAW"
 MINILM_ARGS=(--model all_minilm_l6_v2 --threads 1 --seconds 2 --max-batch 32 --seq 32)
 show cargo bench --bench raw_ort -- "${MINILM_ARGS[@]}"
@@ -110,7 +111,8 @@ def level(name):
 print()
 print(f"guest_halt_poll_ns: {halt_poll}")
 print(f"raw ONNX Runtime (mlp, intra-op 1): batch-1 p50 {raw['batch1_p50_us']:.1f} us; "
-      f"best batched throughput {raw['best_infer_per_s']:.0f} infer/s (batch {raw['best_batch']}, {raw['threads']} sessions)")
+      f"best batched throughput {raw['best_infer_per_s']:.0f} infer/s (batch {raw['best_batch']}, {raw['threads']} sessions); "
+      f"batch-1 p50 after {raw['gap_us']} us asleep (a cold start, as at concurrency 1): {raw['batch1_after_gap_p50_us']:.1f} us")
 for proto in ("http", "grpc"):
     c1, c32, b64 = level(f"{proto}_c1"), level(f"{proto}_c32"), level(f"{proto}_b64")
     p50 = c1["latency"]["p50_us"]
