@@ -7,6 +7,7 @@
 //!
 //! `cargo bench --bench raw_ort -- [--model mlp] [--threads 2] [--seconds 2] [--max-batch 64] [--seq 32] [--gap-us 0]`
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,7 +81,7 @@ fn session(backend: &OnnxBackend, path: &Path) -> Session {
 }
 
 fn run(s: &mut Session, inputs: &[Input], rows: usize) {
-    let feeds: Vec<(String, SessionInputValue)> = inputs
+    let feeds: Vec<(Cow<str>, SessionInputValue)> = inputs
         .iter()
         .map(|i| {
             let dims: Vec<usize> = std::iter::once(rows)
@@ -94,7 +95,7 @@ fn run(s: &mut Session, inputs: &[Input], rows: usize) {
                     .expect("input")
                     .into(),
             };
-            (i.name.clone(), v)
+            (Cow::Borrowed(i.name.as_str()), v)
         })
         .collect();
     let out = s.run(feeds).expect("run");
