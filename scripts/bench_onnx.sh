@@ -56,18 +56,20 @@ fi
 HALT_POLL_NOW="$(cat "$HALT_POLL_FILE" 2>/dev/null || echo n/a)"
 echo "== machine: $(nproc) CPUs, cpuidle $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo n/a), guest_halt_poll_ns $HALT_POLL_NOW"
 
+# Runs one of benches/ and prints the JSON line it ends with (the command goes to stderr).
+bench_json() { # bench [args...]
+  local name="$1"; shift
+  show cargo bench --bench "$name" -- "$@" >&2
+  cargo bench -q --bench "$name" -- "$@" 2>/dev/null | tail -n 1
+}
 echo "== raw ONNX Runtime"
-show cargo bench --bench raw_ort -- --threads 2 --seconds 2 --gap-us 100
-RAW="$(cargo bench -q --bench raw_ort -- --threads 2 --seconds 2 --gap-us 100 2>/dev/null | tail -n 1)"
+RAW="$(bench_json raw_ort --threads 2 --seconds 2 --gap-us 100)"
 echo "$RAW"
-MINILM_ARGS=(--model all_minilm_l6_v2 --threads 1 --seconds 2 --max-batch 32 --seq 32)
-show cargo bench --bench raw_ort -- "${MINILM_ARGS[@]}"
-RAW_MINILM="$(cargo bench -q --bench raw_ort -- "${MINILM_ARGS[@]}" 2>/dev/null | tail -n 1)"
+RAW_MINILM="$(bench_json raw_ort --model all_minilm_l6_v2 --threads 1 --seconds 2 --max-batch 32 --seq 32)"
 echo "$RAW_MINILM"
 
 echo "== transport floor"
-show cargo bench --bench transport_floor -- --requests 10000 --seconds 2
-FLOOR="$(cargo bench -q --bench transport_floor -- --requests 10000 --seconds 2 2>/dev/null | tail -n 1)"
+FLOOR="$(bench_json transport_floor --requests 10000 --seconds 2)"
 echo "$FLOOR"
 
 # A repository with mlp as configured, and mlp_nodelay: the same model without queue delay.
