@@ -6,9 +6,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export DESPINA_TORCH="${DESPINA_TORCH:-1}"
+# A fresh CI clone never reuses incremental state, which would only take disk.
+if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
 step() { echo; echo "==== $* ($(date +%H:%M:%S))"; }
 
 step "set-up"
+df -h . | tail -n1 | awk '{print "disk free here: " $4}'
 scripts/setup.sh
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
