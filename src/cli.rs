@@ -93,6 +93,10 @@ pub struct ServeArgs {
     pub allow_gpu_metrics: bool,
     #[arg(long, default_value_t = 2000)]
     pub metrics_interval_ms: u64,
+    /// Metrics settings as Triton takes them: `<setting>=<value>` with counter_latencies,
+    /// summary_latencies, summary_quantiles (`<q>:<error>,...`). Repeatable.
+    #[arg(long = "metrics-config", value_name = "SETTING")]
+    pub metrics_config: Vec<String>,
     /// Largest HTTP request body in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub http_max_input_size: usize,

@@ -76,6 +76,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ControlModeArg::Poll => ControlMode::Poll,
         ControlModeArg::Explicit => ControlMode::Explicit,
     };
+    let mut metrics = MetricsOptions {
+        interval: Duration::from_millis(args.metrics_interval_ms),
+        cpu: args.allow_cpu_metrics,
+        gpu: args.allow_gpu_metrics,
+        ..Default::default()
+    };
+    for flag in &args.metrics_config {
+        metrics.set(flag).map_err(anyhow::Error::msg)?;
+    }
     let manager = ModelManager::new(
         ManagerConfig {
             repositories: args.model_repository.clone(),
@@ -84,6 +93,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             auto_complete: !(args.strict_model_config || args.disable_auto_complete_config),
             gpu_count: 0,
             drain_timeout: Duration::from_secs(args.exit_timeout_secs),
+            latency_summaries: args.allow_metrics && metrics.summary_latencies,
         },
         registry,
     );
@@ -128,7 +138,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         let opts = RunOptions {
             exit_timeout: Duration::from_secs(args.exit_timeout_secs),
-            metrics: MetricsOptions { interval: Duration::from_millis(args.metrics_interval_ms), cpu: args.allow_cpu_metrics, gpu: args.allow_gpu_metrics },
+            metrics,
             tls: match (&args.tls_cert, &args.tls_key) {
                 (Some(cert), Some(key)) => {
                     Some(TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: args.tls_client_ca.clone() })

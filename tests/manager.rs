@@ -20,6 +20,7 @@ fn manager(repo: &Path) -> Arc<ModelManager> {
             auto_complete: true,
             gpu_count: 0,
             drain_timeout: Duration::from_secs(5),
+            latency_summaries: false,
         },
         Registry::with_builtins(),
     )

@@ -240,3 +240,109 @@ async fn queue_limits_timeouts_priorities_and_ordering() {
         );
     }
 }
+
+/// The value of the one sample line that starts with `prefix` and holds every label given.
+fn sample(body: &str, prefix: &str, labels: &[&str]) -> Option<String> {
+    body.lines()
+        .find(|l| l.starts_with(prefix) && labels.iter().all(|x| l.contains(x)))
+        .and_then(|l| l.rsplit(' ').next())
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_summaries_give_windowed_quantiles() {
+    let repo = tempfile::tempdir().unwrap();
+    model(repo.path(), "lat", 1, 4, "");
+    model(repo.path(), "idle", 1, 4, "");
+    let server = TestServer::start(
+        repo.path(),
+        &[
+            "--metrics-config",
+            "summary_latencies=true",
+            "--metrics-config",
+            "summary_quantiles=0.5:0.05,0.9:0.01,0.99:0.001",
+            "--metrics-config",
+            "counter_latencies=false",
+        ],
+    );
+    let c = Client::connect(server.grpc_url()).await.unwrap();
+    // Nine 20 ms executions and one of 100 ms, one at a time.
+    for ms in [20, 20, 20, 100, 20, 20, 20, 20, 20, 20] {
+        assert_eq!(send(&c, "lat", ms, &[]).await.unwrap().0, Ok(ms));
+    }
+    settle().await;
+    let body = reqwest_lite(&server.metrics, "/metrics");
+    let lat = ["model=\"lat\"", "version=\"1\""];
+    let q = |family: &str, q: &str| -> f64 {
+        let labels = [lat[0], lat[1], &format!("quantile=\"{q}\"")];
+        sample(&body, &format!("{family}{{"), &labels)
+            .unwrap_or_else(|| panic!("no {family} {q} in\n{body}"))
+            .parse()
+            .unwrap()
+    };
+    let infer = "nv_inference_compute_infer_summary_us";
+    // Rank-exact: the median and p90 are 20 ms sleeps, p99 is the 100 ms one (each within
+    // the 1/64 bucket width, plus however late the sleeper woke).
+    for p in ["0.5", "0.9"] {
+        let v = q(infer, p);
+        assert!((19_600.0..60_000.0).contains(&v), "{infer} {p} = {v}");
+    }
+    let p99 = q(infer, "0.99");
+    assert!((98_000.0..300_000.0).contains(&p99), "{infer} 0.99 = {p99}");
+    assert!(q("nv_inference_request_summary_us", "0.5") >= q(infer, "0.5") * 0.98);
+    assert!(q("nv_inference_queue_summary_us", "0.99") < 20_000.0);
+    let count = sample(&body, &format!("{infer}_count{{"), &lat).unwrap();
+    let success = sample(&body, "nv_inference_request_success{", &lat).unwrap();
+    assert_eq!((count.as_str(), success.as_str()), ("10", "10"));
+    let sum: f64 = sample(&body, &format!("{infer}_sum{{"), &lat)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((280_000.0..1_000_000.0).contains(&sum), "sum {sum}");
+    // Only the quantiles asked for; an unused model has an empty window; Triton's HELP text.
+    assert!(!body.contains("quantile=\"0.95\""), "{body}");
+    assert_eq!(
+        sample(
+            &body,
+            "nv_inference_request_summary_us{",
+            &["model=\"idle\"", "quantile=\"0.5\""]
+        )
+        .as_deref(),
+        Some("NaN")
+    );
+    assert!(body.contains("# HELP nv_inference_request_summary_us Summary of inference request duration in microseconds (includes cached requests)\n# TYPE nv_inference_request_summary_us summary\n"));
+    // counter_latencies=false drops the cumulative duration counters, not the counts.
+    assert!(!body.contains("nv_inference_request_duration_us"), "{body}");
+    assert!(body.contains("nv_inference_exec_count{"));
+}
+
+#[test]
+fn bad_metrics_config_stops_the_start_with_a_clear_error() {
+    let repo = tempfile::tempdir().unwrap();
+    for (flag, says) in [
+        (
+            "summary_quantiles=1.5:0.01",
+            "'1.5:0.01' is not <quantile>:<error> with both in [0, 1]",
+        ),
+        ("summary_latencies=maybe", "'maybe' is not a boolean"),
+        ("summary_latency=true", "unknown setting 'summary_latency'"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_despina"))
+            .args(["serve", "--model-repository"])
+            .arg(repo.path())
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--http-port",
+                "0",
+                "--grpc-port",
+                "0",
+            ])
+            .args(["--metrics-port", "0", "--metrics-config", flag])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} was accepted");
+        assert!(stderr.contains(says), "{flag}: {stderr}");
+    }
+}

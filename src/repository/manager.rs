@@ -44,6 +44,8 @@ pub struct ManagerConfig {
     pub gpu_count: usize,
     /// Longest a leaving version keeps accepting requests for it by number while it drains.
     pub drain_timeout: Duration,
+    /// Keep windowed latency quantiles per version (`--metrics-config summary_latencies`).
+    pub latency_summaries: bool,
 }
 
 /// A model's state for the repository index, per version.
@@ -543,6 +545,7 @@ impl ModelManager {
                                 files,
                                 &self.registry,
                                 self.config.gpu_count,
+                                self.config.latency_summaries,
                                 submit,
                                 fp,
                             )

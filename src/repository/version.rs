@@ -56,6 +56,7 @@ impl ModelVersion {
         files: ModelFiles,
         registry: &Registry,
         gpu_count: usize,
+        latency_summaries: bool,
         submit: Submit,
         fingerprint: u64,
     ) -> Result<ModelVersion, Status> {
@@ -77,7 +78,7 @@ impl ModelVersion {
                 out.labels = Some(Arc::new(labels));
             }
         }
-        let stats = Arc::new(ModelStats::default());
+        let stats = Arc::new(ModelStats::new(latency_summaries));
         let scheduler = if cfg.platform == "ensemble" || cfg.ensemble_scheduling().is_some() {
             Scheduler::ensemble(&cfg, submit, stats.clone())?
         } else {

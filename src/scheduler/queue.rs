@@ -267,8 +267,7 @@ impl Queue {
             while out.len() < count {
                 let Some(e) = q.pop_front() else { break };
                 self.stats
-                    .queue
-                    .add(now.saturating_duration_since(e.enqueued));
+                    .record_queue(now.saturating_duration_since(e.enqueued), now);
                 out.push(e.req);
             }
         }

@@ -268,7 +268,8 @@ impl BatchSource for SequenceScheduler {
                     if dup || batch.len() >= self.max_batch_size {
                         rest.push_back((r, t));
                     } else {
-                        self.stats.queue.add(now.saturating_duration_since(t));
+                        self.stats
+                            .record_queue(now.saturating_duration_since(t), now);
                         taken.extend(id);
                         batch.push(r);
                     }

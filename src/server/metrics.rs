@@ -15,11 +15,13 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use parking_lot::Mutex;
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{
+    Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary,
+};
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use super::ServerState;
-use crate::stats::{DurationStat, FAILURE_REASONS, ModelStats};
+use crate::stats::{self, DurationStat, FAILURE_REASONS, ModelStats, Summaries};
 
 #[derive(Clone, Debug)]
 pub struct MetricsOptions {
@@ -27,11 +29,91 @@ pub struct MetricsOptions {
     pub cpu: bool,
     /// GPU families through NVML, when a driver and a GPU are present.
     pub gpu: bool,
+    /// The `nv_inference_*_duration_us` counters.
+    pub counter_latencies: bool,
+    /// The `nv_inference_*_summary_us` summaries (recorded only when the manager was told).
+    pub summary_latencies: bool,
+    pub summary_quantiles: Vec<f64>,
+}
+
+/// Triton's default `summary_quantiles`.
+pub const DEFAULT_QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 0.999];
+
+impl Default for MetricsOptions {
+    fn default() -> Self {
+        MetricsOptions {
+            interval: Duration::from_millis(2000),
+            cpu: true,
+            gpu: true,
+            counter_latencies: true,
+            summary_latencies: false,
+            summary_quantiles: DEFAULT_QUANTILES.to_vec(),
+        }
+    }
+}
+
+impl MetricsOptions {
+    /// Applies one `--metrics-config <setting>=<value>`, as Triton spells them.
+    pub fn set(&mut self, flag: &str) -> Result<(), String> {
+        let (key, value) = flag
+            .split_once('=')
+            .ok_or_else(|| format!("--metrics-config '{flag}': expected <setting>=<value>"))?;
+        let boolean = || match value.to_ascii_lowercase().as_str() {
+            "true" | "1" | "on" | "yes" => Ok(true),
+            "false" | "0" | "off" | "no" => Ok(false),
+            _ => Err(format!(
+                "--metrics-config {key}: '{value}' is not a boolean (true or false)"
+            )),
+        };
+        match key.trim() {
+            "counter_latencies" => self.counter_latencies = boolean()?,
+            "summary_latencies" => self.summary_latencies = boolean()?,
+            "summary_quantiles" => self.summary_quantiles = parse_quantiles(value)?,
+            "histogram_latencies" => {
+                if boolean()? {
+                    tracing::warn!(
+                        "--metrics-config histogram_latencies=true: despina does not publish latency histograms yet; use summary_latencies=true"
+                    );
+                }
+            }
+            other => {
+                return Err(format!(
+                    "--metrics-config: unknown setting '{other}' (known: counter_latencies, summary_latencies, summary_quantiles, histogram_latencies)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `<quantile>:<error>,...`; the error is Triton's allowed rank error, accepted and checked
+/// but not needed here: despina's quantiles are rank-exact within 1.6% of the value.
+fn parse_quantiles(value: &str) -> Result<Vec<f64>, String> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (q, err) = item.split_once(':').unwrap_or((item, "0"));
+        let parse = |x: &str| {
+            x.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| (0.0..=1.0).contains(v))
+        };
+        let (Some(q), Some(_)) = (parse(q), parse(err)) else {
+            return Err(format!(
+                "--metrics-config summary_quantiles: '{item}' is not <quantile>:<error> with both in [0, 1]"
+            ));
+        };
+        out.push(q);
+    }
+    if out.is_empty() {
+        return Err("--metrics-config summary_quantiles: no quantile given".into());
+    }
+    Ok(out)
 }
 
 pub fn router(state: Arc<ServerState>, opts: &MetricsOptions) -> anyhow::Result<Router> {
     let registry = Registry::new();
-    registry.register(Box::new(InferenceCollector::new(state.clone())?))?;
+    registry.register(Box::new(InferenceCollector::new(state.clone(), opts)?))?;
     if opts.gpu {
         match super::gpu_metrics::GpuCollector::new() {
             Some(gpu) => registry.register(Box::new(gpu))?,
@@ -115,8 +197,8 @@ fn us(d: &DurationStat) -> f64 {
     (d.ns() / 1000) as f64
 }
 
-/// The per-model families: (name, help, read).
-const COUNTERS: [(&str, &str, Read); 8] = [
+/// Per-model counts, before the failure family: (name, help, read).
+const COUNTS: [(&str, &str, Read); 3] = [
     (
         "nv_inference_request_success",
         "Number of successful inference requests, all batch sizes",
@@ -132,6 +214,10 @@ const COUNTERS: [(&str, &str, Read); 8] = [
         "Number of model executions performed (does not include cached requests)",
         |s| s.execution_count.load(std::sync::atomic::Ordering::Relaxed) as f64,
     ),
+];
+
+/// Cumulative latency counters (`counter_latencies`).
+const LATENCY_COUNTERS: [(&str, &str, Read); 5] = [
     (
         "nv_inference_request_duration_us",
         "Cumulative inference request duration in microseconds (includes cached requests)",
@@ -159,37 +245,110 @@ const COUNTERS: [(&str, &str, Read); 8] = [
     ),
 ];
 
+type ReadSummary = fn(&Summaries) -> &stats::Summary;
+
+/// Windowed latency summaries (`summary_latencies`). The compute HELP texts are Triton's,
+/// "Cumulative" included.
+const SUMMARIES: [(&str, &str, ReadSummary); 5] = [
+    (
+        "nv_inference_request_summary_us",
+        "Summary of inference request duration in microseconds (includes cached requests)",
+        |s| &s.request,
+    ),
+    (
+        "nv_inference_queue_summary_us",
+        "Summary of inference queuing duration in microseconds (includes cached requests)",
+        |s| &s.queue,
+    ),
+    (
+        "nv_inference_compute_input_summary_us",
+        "Cumulative compute input duration in microseconds (does not include cached requests)",
+        |s| &s.compute_input,
+    ),
+    (
+        "nv_inference_compute_infer_summary_us",
+        "Cumulative compute inference duration in microseconds (does not include cached requests)",
+        |s| &s.compute_infer,
+    ),
+    (
+        "nv_inference_compute_output_summary_us",
+        "Cumulative inference compute output duration in microseconds (does not include cached requests)",
+        |s| &s.compute_output,
+    ),
+];
+
+const FAILURE: (&str, &str) = (
+    "nv_inference_request_failure",
+    "Number of failed inference requests, all batch sizes",
+);
+const PENDING: (&str, &str) = (
+    "nv_inference_pending_request_count",
+    "Instantaneous number of pending requests awaiting execution per-model.",
+);
+
 struct InferenceCollector {
     state: Arc<ServerState>,
+    counter_latencies: bool,
+    /// Empty when summaries are off.
+    quantiles: Vec<f64>,
     descs: Vec<Desc>,
 }
 
 impl InferenceCollector {
-    fn new(state: Arc<ServerState>) -> anyhow::Result<Self> {
+    fn new(state: Arc<ServerState>, opts: &MetricsOptions) -> anyhow::Result<Self> {
+        let quantiles = if opts.summary_latencies {
+            opts.summary_quantiles.clone()
+        } else {
+            Vec::new()
+        };
         let mut descs = Vec::new();
-        let mv = || vec!["model".to_string(), "version".to_string()];
-        for (name, help, _) in COUNTERS {
-            descs.push(Desc::new(
-                name.into(),
-                help.into(),
-                mv(),
-                Default::default(),
-            )?);
+        let mut describe = |(name, help): (&str, &str), labels: &[&str]| {
+            let labels = labels.iter().map(|l| l.to_string()).collect();
+            Desc::new(name.into(), help.into(), labels, Default::default()).map(|d| descs.push(d))
+        };
+        let mv = ["model", "version"];
+        for (name, help, _) in COUNTS {
+            describe((name, help), &mv)?;
         }
-        descs.push(Desc::new(
-            "nv_inference_request_failure".into(),
-            "Number of failed inference requests, all batch sizes".into(),
-            vec!["model".into(), "reason".into(), "version".into()],
-            Default::default(),
-        )?);
-        descs.push(Desc::new(
-            "nv_inference_pending_request_count".into(),
-            "Instantaneous number of pending requests awaiting execution per-model.".into(),
-            mv(),
-            Default::default(),
-        )?);
-        Ok(InferenceCollector { state, descs })
+        describe(FAILURE, &["model", "reason", "version"])?;
+        if opts.counter_latencies {
+            for (name, help, _) in LATENCY_COUNTERS {
+                describe((name, help), &mv)?;
+            }
+        }
+        describe(PENDING, &mv)?;
+        if !quantiles.is_empty() {
+            for (name, help, _) in SUMMARIES {
+                describe((name, help), &mv)?;
+            }
+        }
+        Ok(InferenceCollector {
+            state,
+            counter_latencies: opts.counter_latencies,
+            quantiles,
+            descs,
+        })
     }
+}
+
+fn summary(l: Vec<LabelPair>, s: &stats::Summary, qs: &[f64], values: &[f64]) -> Metric {
+    let mut sm = Summary::default();
+    sm.set_sample_count(s.count());
+    sm.set_sample_sum(s.sum() as f64);
+    sm.set_quantile(
+        qs.iter()
+            .zip(values)
+            .map(|(q, v)| {
+                let mut quantile = Quantile::default();
+                quantile.set_quantile(*q);
+                quantile.set_value(*v);
+                quantile
+            })
+            .collect(),
+    );
+    let mut m = Metric::from_label(l);
+    m.set_summary(sm);
+    m
 }
 
 impl Collector for InferenceCollector {
@@ -199,66 +358,46 @@ impl Collector for InferenceCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let versions = self.state.manager.serving();
-        let mut out = Vec::new();
-        let key = |v: &crate::repository::ModelVersion| (v.name.clone(), v.version.to_string());
-        let (name, help, read) = COUNTERS[0];
-        out.push(family(
-            name,
-            help,
-            MetricType::COUNTER,
-            versions
-                .iter()
-                .map(|v| {
-                    let (m, ver) = key(v);
-                    counter(labels(&[("model", &m), ("version", &ver)]), read(&v.stats))
-                })
-                .collect(),
-        ));
+        let ver: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
+        let mv = |i: usize| labels(&[("model", &versions[i].name), ("version", &ver[i])]);
+        let counters = |(name, help, read): &(&str, &str, Read)| {
+            let metrics = (0..versions.len())
+                .map(|i| counter(mv(i), read(&versions[i].stats)))
+                .collect();
+            family(name, help, MetricType::COUNTER, metrics)
+        };
+        let mut out = vec![counters(&COUNTS[0])];
         let mut failures = Vec::new();
-        for v in &versions {
-            let (m, ver) = key(v);
+        for (i, v) in versions.iter().enumerate() {
             for reason in FAILURE_REASONS {
                 failures.push(counter(
-                    labels(&[("model", &m), ("reason", reason), ("version", &ver)]),
+                    labels(&[("model", &v.name), ("reason", reason), ("version", &ver[i])]),
                     v.stats.failures(reason) as f64,
                 ));
             }
         }
-        out.push(family(
-            "nv_inference_request_failure",
-            "Number of failed inference requests, all batch sizes",
-            MetricType::COUNTER,
-            failures,
-        ));
-        for (name, help, read) in &COUNTERS[1..] {
-            out.push(family(
-                name,
-                help,
-                MetricType::COUNTER,
-                versions
-                    .iter()
-                    .map(|v| {
-                        let (m, ver) = key(v);
-                        counter(labels(&[("model", &m), ("version", &ver)]), read(&v.stats))
-                    })
-                    .collect(),
-            ));
+        out.push(family(FAILURE.0, FAILURE.1, MetricType::COUNTER, failures));
+        out.extend(COUNTS[1..].iter().map(counters));
+        if self.counter_latencies {
+            out.extend(LATENCY_COUNTERS.iter().map(counters));
         }
-        out.push(family(
-            "nv_inference_pending_request_count",
-            "Instantaneous number of pending requests awaiting execution per-model.",
-            MetricType::GAUGE,
-            versions
-                .iter()
-                .map(|v| {
-                    let (m, ver) = key(v);
-                    gauge(
-                        labels(&[("model", &m), ("version", &ver)]),
-                        v.stats.pending() as f64,
-                    )
-                })
-                .collect(),
-        ));
+        let pending = (0..versions.len())
+            .map(|i| gauge(mv(i), versions[i].stats.pending() as f64))
+            .collect();
+        out.push(family(PENDING.0, PENDING.1, MetricType::GAUGE, pending));
+        if !self.quantiles.is_empty() {
+            let now = std::time::Instant::now();
+            for (name, help, read) in SUMMARIES {
+                let metrics = (0..versions.len())
+                    .filter_map(|i| {
+                        let s = read(versions[i].stats.summaries()?);
+                        let values = s.quantiles(&self.quantiles, now);
+                        Some(summary(mv(i), s, &self.quantiles, &values))
+                    })
+                    .collect();
+                out.push(family(name, help, MetricType::SUMMARY, metrics));
+            }
+        }
         out
     }
 }
@@ -361,4 +500,32 @@ fn read_meminfo() -> Option<(u64, u64)> {
             .map(|kb| kb * 1024)
     };
     Some((field("MemTotal:")?, field("MemAvailable:")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_config_settings() {
+        let mut o = MetricsOptions::default();
+        assert!(o.counter_latencies && !o.summary_latencies);
+        assert_eq!(o.summary_quantiles, DEFAULT_QUANTILES);
+        o.set("summary_latencies=true").unwrap();
+        o.set("counter_latencies=False").unwrap();
+        o.set("summary_quantiles=0.5:0.05, 0.99:0.001,0.75")
+            .unwrap();
+        o.set("histogram_latencies=false").unwrap();
+        assert!(o.summary_latencies && !o.counter_latencies);
+        assert_eq!(o.summary_quantiles, vec![0.5, 0.99, 0.75]);
+        for bad in [
+            "summary_latencies",
+            "summary_quantiles=",
+            "summary_quantiles=0.5:2",
+            "x=1",
+        ] {
+            assert!(o.set(bad).is_err(), "{bad}");
+        }
+        assert_eq!(o.summary_quantiles, vec![0.5, 0.99, 0.75]);
+    }
 }

@@ -1,5 +1,9 @@
 //! Per model-version statistics: the numbers behind the statistics extension and the
-//! Prometheus `nv_inference_*` families. Plain atomics, so recording costs a few adds.
+//! Prometheus `nv_inference_*` families. Plain atomics, so recording costs a few adds;
+//! latency summaries, when asked for, add one short lock per value.
+
+mod summary;
+pub use summary::Summary;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -70,6 +74,33 @@ pub struct ModelStats {
     /// Requests handed to an instance and not yet returned from its execute call.
     executing: AtomicI64,
     batches: Mutex<BTreeMap<u64, std::sync::Arc<BatchStat>>>,
+    summaries: Option<Box<Summaries>>,
+}
+
+/// The `nv_inference_*_summary_us` families of one model version, values in µs.
+#[derive(Default, Debug)]
+pub struct Summaries {
+    pub request: Summary,
+    pub queue: Summary,
+    pub compute_input: Summary,
+    pub compute_infer: Summary,
+    pub compute_output: Summary,
+}
+
+impl Summaries {
+    fn all(&self) -> [&Summary; 5] {
+        [
+            &self.request,
+            &self.queue,
+            &self.compute_input,
+            &self.compute_infer,
+            &self.compute_output,
+        ]
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl DurationStat {
@@ -80,6 +111,18 @@ impl DurationStat {
 }
 
 impl ModelStats {
+    /// Statistics that also keep latency summaries when `latency_summaries` is set.
+    pub fn new(latency_summaries: bool) -> Self {
+        ModelStats {
+            summaries: latency_summaries.then(Box::default),
+            ..Default::default()
+        }
+    }
+
+    pub fn summaries(&self) -> Option<&Summaries> {
+        self.summaries.as_deref()
+    }
+
     /// Forgets everything recorded so far (after warm-up, which clients never sent).
     pub fn reset(&self) {
         for d in [
@@ -101,13 +144,22 @@ impl ModelStats {
             f.store(0, Relaxed);
         }
         self.batches.lock().clear();
+        if let Some(s) = &self.summaries {
+            s.all().iter().for_each(|s| s.reset());
+        }
     }
 
     /// Records the end of a request: success when `failure` is `None`.
     pub fn record_request(&self, arrival: Instant, failure: Option<Code>) {
-        let elapsed = arrival.elapsed();
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(arrival);
         match failure {
-            None => self.success.add(elapsed),
+            None => {
+                self.success.add(elapsed);
+                if let Some(s) = &self.summaries {
+                    s.request.observe_n(micros(elapsed), 1, now);
+                }
+            }
             Some(code) => {
                 self.fail.add(elapsed);
                 let idx = FAILURE_REASONS
@@ -116,6 +168,14 @@ impl ModelStats {
                     .unwrap_or(3);
                 self.failures[idx].fetch_add(1, Relaxed);
             }
+        }
+    }
+
+    /// Records how long one request waited in the queue.
+    pub fn record_queue(&self, waited: Duration, now: Instant) {
+        self.queue.add(waited);
+        if let Some(s) = &self.summaries {
+            s.queue.observe_n(micros(waited), 1, now);
         }
     }
 
@@ -156,6 +216,12 @@ impl ModelStats {
         self.compute_input.add_n(n, times.input);
         self.compute_infer.add_n(n, times.infer);
         self.compute_output.add_n(n, times.output);
+        if let Some(s) = &self.summaries {
+            let now = Instant::now();
+            s.compute_input.observe_n(micros(times.input), n, now);
+            s.compute_infer.observe_n(micros(times.infer), n, now);
+            s.compute_output.observe_n(micros(times.output), n, now);
+        }
         self.inference_count.fetch_add(batch_size as u64, Relaxed);
         self.execution_count.fetch_add(1, Relaxed);
         let now = SystemTime::now()
