@@ -97,6 +97,13 @@ pub struct ServeArgs {
     /// summary_latencies, summary_quantiles (`<q>:<error>,...`). Repeatable.
     #[arg(long = "metrics-config", value_name = "SETTING")]
     pub metrics_config: Vec<String>,
+    /// Response cache as Triton takes it: `local,size=<bytes>` (the only cache here). Models
+    /// opt in with `response_cache { enable: true }`. Repeatable.
+    #[arg(long = "cache-config", value_name = "CACHE,SETTING")]
+    pub cache_config: Vec<String>,
+    /// Older Triton spelling of `--cache-config local,size=<bytes>`.
+    #[arg(long, value_name = "BYTES")]
+    pub response_cache_byte_size: Option<u64>,
     /// Largest HTTP request body in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub http_max_input_size: usize,

@@ -1,6 +1,7 @@
 //! despina: a Triton-compatible, multi-model inference server.
 
 pub mod backend;
+pub mod cache;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -85,6 +85,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for flag in &args.metrics_config {
         metrics.set(flag).map_err(anyhow::Error::msg)?;
     }
+    let response_cache =
+        despina::cache::parse_cache_config(&args.cache_config, args.response_cache_byte_size)
+            .map_err(anyhow::Error::msg)?
+            .map(|bytes| {
+                Arc::new(despina::cache::ResponseCache::new(
+                    usize::try_from(bytes).unwrap_or(usize::MAX),
+                ))
+            });
     let manager = ModelManager::new(
         ManagerConfig {
             repositories: args.model_repository.clone(),
@@ -94,6 +102,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             gpu_count: 0,
             drain_timeout: Duration::from_secs(args.exit_timeout_secs),
             latency_summaries: args.allow_metrics && metrics.summary_latencies,
+            response_cache,
         },
         registry,
     );

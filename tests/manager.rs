@@ -21,6 +21,7 @@ fn manager(repo: &Path) -> Arc<ModelManager> {
             gpu_count: 0,
             drain_timeout: Duration::from_secs(5),
             latency_summaries: false,
+            response_cache: None,
         },
         Registry::with_builtins(),
     )

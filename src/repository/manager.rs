@@ -46,6 +46,8 @@ pub struct ManagerConfig {
     pub drain_timeout: Duration,
     /// Keep windowed latency quantiles per version (`--metrics-config summary_latencies`).
     pub latency_summaries: bool,
+    /// The response cache shared by models whose config enables it.
+    pub response_cache: Option<Arc<crate::cache::ResponseCache>>,
 }
 
 /// A model's state for the repository index, per version.
@@ -205,6 +207,11 @@ impl ModelManager {
     }
 
     /// Every serving model version, by name and version.
+    /// The server's response cache, if it has one.
+    pub fn response_cache(&self) -> Option<&Arc<crate::cache::ResponseCache>> {
+        self.config.response_cache.as_ref()
+    }
+
     pub fn serving(&self) -> Vec<Arc<ModelVersion>> {
         let mut out: Vec<Arc<ModelVersion>> = Vec::new();
         for e in self.models.iter() {
@@ -541,15 +548,8 @@ impl ModelManager {
                     (
                         *v,
                         s.spawn(move || {
-                            ModelVersion::create(
-                                files,
-                                &self.registry,
-                                self.config.gpu_count,
-                                self.config.latency_summaries,
-                                submit,
-                                fp,
-                            )
-                            .map(Arc::new)
+                            ModelVersion::create(files, &self.registry, &self.config, submit, fp)
+                                .map(Arc::new)
                         }),
                     )
                 })

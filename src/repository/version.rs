@@ -2,15 +2,17 @@
 //! plus creating one (instances, labels, warm-up).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::load;
+use super::manager::ManagerConfig;
 use crate::backend::{DeviceKind, InstanceSpec, Registry};
+use crate::cache::ResponseCache;
 use crate::config::{ConfigExt, ModelConfig};
 use crate::proto::inference::model_instance_group::Kind as GroupKind;
 use crate::proto::inference::model_warmup::input::InputDataType;
 use crate::request::validate::{ModelIo, validate};
-use crate::request::{InferRequest, NamedTensor};
+use crate::request::{CacheFill, InferRequest, NamedTensor};
 use crate::scheduler::Scheduler;
 use crate::scheduler::ensemble::Submit;
 use crate::scheduler::instance::ModelFiles;
@@ -27,6 +29,8 @@ pub struct ModelVersion {
     pub stats: Arc<ModelStats>,
     /// Identifies the config and files this version was loaded from.
     pub fingerprint: u64,
+    /// The response cache, when the config enables it and the server has one.
+    pub cache: Option<Arc<ResponseCache>>,
     pub(super) scheduler: Scheduler,
 }
 
@@ -35,9 +39,31 @@ impl ModelVersion {
         self.config.is_decoupled()
     }
 
-    /// Validates and queues a request; the answers arrive on the request's stream.
+    /// Validates and queues a request, or answers it from the response cache; the answers
+    /// arrive on the request's stream.
     pub fn submit(&self, mut req: InferRequest) -> Result<(), Status> {
         validate(&self.io, &mut req)?;
+        if let Some(cache) = &self.cache {
+            let start = Instant::now();
+            let key = ResponseCache::key(&self.name, self.version, self.fingerprint, &req);
+            if let Some(response) = cache.get(key) {
+                self.stats.cache_hit.add(start.elapsed());
+                // As Triton: a hit counts as a success with no queue wait and no compute.
+                self.stats.record_queue(Duration::ZERO, start);
+                if let Some(t) = req.trace.clone() {
+                    req.responder.attach_trace(t);
+                }
+                req.responder.attach_stats(self.stats.clone(), req.arrival);
+                req.responder.respond(response);
+                return Ok(());
+            }
+            req.responder.attach_cache(CacheFill {
+                cache: cache.clone(),
+                key,
+                stats: self.stats.clone(),
+                lookup: start.elapsed(),
+            });
+        }
         self.scheduler.enqueue(req)
     }
 
@@ -55,8 +81,7 @@ impl ModelVersion {
     pub(super) fn create(
         files: ModelFiles,
         registry: &Registry,
-        gpu_count: usize,
-        latency_summaries: bool,
+        options: &ManagerConfig,
         submit: Submit,
         fingerprint: u64,
     ) -> Result<ModelVersion, Status> {
@@ -78,14 +103,28 @@ impl ModelVersion {
                 out.labels = Some(Arc::new(labels));
             }
         }
-        let stats = Arc::new(ModelStats::new(latency_summaries));
+        let stats = Arc::new(ModelStats::new(options.latency_summaries));
+        let cache = match (
+            cfg.response_cache.as_ref().is_some_and(|c| c.enable),
+            &options.response_cache,
+        ) {
+            (true, Some(cache)) => Some(cache.clone()),
+            (true, None) => {
+                tracing::warn!(
+                    model = %files.name, version = files.version,
+                    "the config enables response_cache but the server has no cache (--cache-config local,size=<bytes>): not caching"
+                );
+                None
+            }
+            (false, _) => None,
+        };
         let scheduler = if cfg.platform == "ensemble" || cfg.ensemble_scheduling().is_some() {
             Scheduler::ensemble(&cfg, submit, stats.clone())?
         } else {
             let backend = registry
                 .resolve(&cfg.backend)
                 .map_err(Status::unsupported)?;
-            let specs = instance_specs(&cfg, gpu_count)?;
+            let specs = instance_specs(&cfg, options.gpu_count)?;
             Scheduler::start(backend, &files, specs, stats.clone()).map_err(Status::from)?
         };
         let version = ModelVersion {
@@ -95,6 +134,7 @@ impl ModelVersion {
             io,
             stats,
             fingerprint,
+            cache,
             scheduler,
         };
         if let Err(e) = version.warm_up(&files) {
@@ -132,11 +172,14 @@ impl ModelVersion {
                         warmup_data(files, &sample.name, name, dt, count, &input.input_data_type)?;
                     inputs.push(NamedTensor::new(name.clone(), Tensor::new(dt, shape, data)));
                 }
-                let (req, mut stream) =
+                let (mut req, mut stream) =
                     InferRequest::new(format!("warmup:{}", sample.name), inputs);
-                self.submit(req).map_err(|e| {
-                    Status::internal(format!("warmup '{}' failed: {}", sample.name, e.message))
-                })?;
+                // Straight to the scheduler: a cached answer would warm nothing up.
+                validate(&self.io, &mut req)
+                    .and_then(|()| self.scheduler.enqueue(req))
+                    .map_err(|e| {
+                        Status::internal(format!("warmup '{}' failed: {}", sample.name, e.message))
+                    })?;
                 loop {
                     let item = stream
                         .blocking_next_timeout(Duration::from_secs(600))

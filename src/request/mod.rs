@@ -181,6 +181,16 @@ pub struct Responder {
     trace: Option<Arc<Trace>>,
     gate: Option<Arc<Gate>>,
     order: Option<(Arc<OrderKeeper>, u64)>,
+    cache: Option<CacheFill>,
+}
+
+/// Stores a request's successful answer in the response cache after a miss.
+pub struct CacheFill {
+    pub cache: Arc<crate::cache::ResponseCache>,
+    pub key: crate::cache::Key,
+    pub stats: Arc<ModelStats>,
+    /// Time already spent hashing and looking up.
+    pub lookup: std::time::Duration,
 }
 
 /// Releases final answers in the order their requests were accepted (the dynamic
@@ -274,6 +284,7 @@ impl Responder {
             trace: None,
             gate: None,
             order: None,
+            cache: None,
         }
     }
 
@@ -333,6 +344,13 @@ impl Responder {
             let _ = self.tx.send(item);
             return;
         }
+        if let Some(fill) = self.cache.take() {
+            let start = Instant::now();
+            if let Some(Ok(response)) = &item.response {
+                fill.cache.insert(fill.key, response);
+            }
+            fill.stats.cache_miss.add(fill.lookup + start.elapsed());
+        }
         let (tx, trace, stats) = (self.tx.clone(), self.trace.take(), self.stats.take());
         let finish = move || {
             if let Some((stats, arrival)) = stats {
@@ -356,6 +374,11 @@ impl Responder {
     /// Delivers the final answer only after those of earlier tickets of `keeper`.
     pub fn attach_order(&mut self, keeper: Arc<OrderKeeper>, ticket: u64) {
         self.order = Some((keeper, ticket));
+    }
+
+    /// Stores this request's successful final answer in the response cache.
+    pub fn attach_cache(&mut self, fill: CacheFill) {
+        self.cache = Some(fill);
     }
 
     /// Holds this request's final answer in `gate` until the gate opens.

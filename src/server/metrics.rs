@@ -21,6 +21,7 @@ use prometheus::proto::{
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use super::ServerState;
+use crate::cache::ResponseCache;
 use crate::stats::{self, DurationStat, FAILURE_REASONS, ModelStats, Summaries};
 
 #[derive(Clone, Debug)]
@@ -277,6 +278,82 @@ const SUMMARIES: [(&str, &str, ReadSummary); 5] = [
     ),
 ];
 
+/// Response cache families of the models that use the cache.
+const CACHE_COUNTERS: [(&str, &str, Read); 4] = [
+    (
+        "nv_cache_num_hits_per_model",
+        "Number of cache hits per model",
+        |s| s.cache_hit.count() as f64,
+    ),
+    (
+        "nv_cache_hit_duration_per_model",
+        "Total cache hit duration per model, in microseconds",
+        |s| us(&s.cache_hit),
+    ),
+    (
+        "nv_cache_num_misses_per_model",
+        "Number of cache misses per model",
+        |s| s.cache_miss.count() as f64,
+    ),
+    (
+        "nv_cache_miss_duration_per_model",
+        "Total cache miss (insert+lookup) duration per model, in microseconds",
+        |s| us(&s.cache_miss),
+    ),
+];
+
+type ReadCache = fn(&ResponseCache) -> f64;
+
+fn load_us(a: &std::sync::atomic::AtomicU64) -> f64 {
+    (a.load(std::sync::atomic::Ordering::Relaxed) / 1000) as f64
+}
+
+fn load(a: &std::sync::atomic::AtomicU64) -> f64 {
+    a.load(std::sync::atomic::Ordering::Relaxed) as f64
+}
+
+/// The server-wide cache gauges, as Triton's local cache reports them.
+const CACHE_GAUGES: [(&str, &str, ReadCache); 8] = [
+    ("nv_cache_util", "Cache utilization [0.0 - 1.0]", |c| {
+        c.usage().1 as f64 / c.capacity().max(1) as f64
+    }),
+    (
+        "nv_cache_num_entries",
+        "Number of responses stored in response cache",
+        |c| c.usage().0 as f64,
+    ),
+    (
+        "nv_cache_num_hits",
+        "Number of cache hits in response cache",
+        |c| load(&c.counters.hits),
+    ),
+    (
+        "nv_cache_num_misses",
+        "Number of cache misses in response cache",
+        |c| load(&c.counters.misses),
+    ),
+    (
+        "nv_cache_num_lookups",
+        "Number of cache lookups in response cache",
+        |c| load(&c.counters.lookups),
+    ),
+    (
+        "nv_cache_num_evictions",
+        "Number of cache evictions in response cache",
+        |c| load(&c.counters.evictions),
+    ),
+    (
+        "nv_cache_lookup_duration",
+        "Total cache lookup duration (hit and miss), in microseconds",
+        |c| load_us(&c.counters.lookup_ns),
+    ),
+    (
+        "nv_cache_insertion_duration",
+        "Total cache insertion duration, in microseconds",
+        |c| load_us(&c.counters.insert_ns),
+    ),
+];
+
 const FAILURE: (&str, &str) = (
     "nv_inference_request_failure",
     "Number of failed inference requests, all batch sizes",
@@ -317,6 +394,15 @@ impl InferenceCollector {
             }
         }
         describe(PENDING, &mv)?;
+        let cache = state.manager.response_cache().is_some();
+        if cache {
+            for (name, help, _) in CACHE_COUNTERS {
+                describe((name, help), &mv)?;
+            }
+            for (name, help, _) in CACHE_GAUGES {
+                describe((name, help), &[])?;
+            }
+        }
         if !quantiles.is_empty() {
             for (name, help, _) in SUMMARIES {
                 describe((name, help), &mv)?;
@@ -385,6 +471,22 @@ impl Collector for InferenceCollector {
             .map(|i| gauge(mv(i), versions[i].stats.pending() as f64))
             .collect();
         out.push(family(PENDING.0, PENDING.1, MetricType::GAUGE, pending));
+        if let Some(cache) = self.state.manager.response_cache() {
+            let cached: Vec<usize> = (0..versions.len())
+                .filter(|&i| versions[i].cache.is_some())
+                .collect();
+            for (name, help, read) in CACHE_COUNTERS {
+                let metrics = cached
+                    .iter()
+                    .map(|&i| counter(mv(i), read(&versions[i].stats)))
+                    .collect();
+                out.push(family(name, help, MetricType::COUNTER, metrics));
+            }
+            for (name, help, read) in CACHE_GAUGES {
+                let metrics = vec![gauge(vec![], read(cache))];
+                out.push(family(name, help, MetricType::GAUGE, metrics));
+            }
+        }
         if !self.quantiles.is_empty() {
             let now = std::time::Instant::now();
             for (name, help, read) in SUMMARIES {
