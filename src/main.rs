@@ -51,6 +51,21 @@ fn check(args: CheckArgs) -> ExitCode {
     }
 }
 
+/// A listening socket; `reuse_port` sets SO_REUSEPORT so several servers can share the port.
+fn listen(addr: SocketAddr, reuse_port: bool) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     despina::request::install_panic_hook();
     let log = LogSettings {
@@ -66,6 +81,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         format: args.log_format.clone(),
     };
     let apply_log = despina::logging::init(&log)?;
+    let triton = args.triton.resolve().map_err(anyhow::Error::msg)?;
+    for note in &triton.notes {
+        tracing::info!("{note}");
+    }
 
     let registry = despina::registry::full(args.onnxruntime_lib.as_deref());
     for (backend, why) in registry.unavailable() {
@@ -103,6 +122,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             drain_timeout: Duration::from_secs(args.exit_timeout_secs),
             latency_summaries: args.allow_metrics && metrics.summary_latencies,
             response_cache,
+            load_retries: args.triton.model_load_retry_count.unwrap_or(0),
         },
         registry,
     );
@@ -124,26 +144,30 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if control_mode == ControlMode::Poll {
             spawn_poller(state_manager.clone(), Duration::from_secs_f64(args.repository_poll_secs.max(0.05)), shutdown.clone());
         }
-        let trace = TraceSettings::from_flags(&args.trace_config).map_err(anyhow::Error::msg)?;
+        let trace_flags = [triton.trace_config.clone(), args.trace_config.clone()].concat();
+        let trace = TraceSettings::from_flags(&trace_flags).map_err(anyhow::Error::msg)?;
         let settings = Settings::new(log, trace, Some(apply_log));
         let limits = Limits { max_body_bytes: args.http_max_input_size, max_grpc_message_bytes: args.grpc_max_message_size };
         let mut state = ServerState::new(manager, settings, limits, args.strict_readiness, shutdown.clone());
         state.restricted_http = Arc::new(Restrictions::parse(&args.http_restricted_api).map_err(anyhow::Error::msg)?);
         state.restricted_grpc = Arc::new(Restrictions::parse(&args.grpc_restricted_protocol).map_err(anyhow::Error::msg)?);
+        if let Some(id) = &args.triton.id {
+            state.server_name = id.clone();
+        }
         let state = Arc::new(state);
-        let bind = |enabled: bool, addr: Option<std::net::IpAddr>, port: u16| {
+        let bind = |enabled: bool, addr: Option<std::net::IpAddr>, port: u16, reuse_port: bool| {
             let addr = SocketAddr::new(addr.unwrap_or(args.host), port);
             async move {
                 if !enabled {
                     return Ok(None);
                 }
-                tokio::net::TcpListener::bind(addr).await.map(Some).with_context(|| format!("cannot listen on {addr}"))
+                listen(addr, reuse_port).map(Some).with_context(|| format!("cannot listen on {addr}"))
             }
         };
         let listeners = Listeners {
-            grpc: bind(args.allow_grpc, args.grpc_address, args.grpc_port).await?,
-            http: bind(args.allow_http, args.http_address, args.http_port).await?,
-            metrics: bind(args.allow_metrics, args.metrics_address, args.metrics_port).await?,
+            grpc: bind(args.allow_grpc, args.grpc_address, args.grpc_port, args.triton.reuse_grpc_port).await?,
+            http: bind(args.allow_http, args.http_address, args.http_port, args.triton.reuse_http_port).await?,
+            metrics: bind(args.allow_metrics, args.metrics_address, args.metrics_port, false).await?,
         };
         let opts = RunOptions {
             exit_timeout: Duration::from_secs(args.exit_timeout_secs),
@@ -154,6 +178,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 }
                 _ => None,
             },
+            grpc_tls: triton
+                .grpc_tls
+                .as_ref()
+                .map(|t| TlsFiles { cert: t.cert.clone(), key: t.key.clone(), client_ca: t.client_ca.clone() }),
+            grpc: triton.grpc.clone(),
         };
         server::run(state, listeners, opts).await
     })

@@ -22,6 +22,7 @@ fn manager(repo: &Path) -> Arc<ModelManager> {
             drain_timeout: Duration::from_secs(5),
             latency_summaries: false,
             response_cache: None,
+            load_retries: 0,
         },
         Registry::with_builtins(),
     )

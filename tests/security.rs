@@ -374,3 +374,57 @@ async fn tls_and_mutual_tls() {
             .live
     );
 }
+
+#[tokio::test]
+async fn tritons_grpc_ssl_flags_secure_the_grpc_port_alone() {
+    let pki = Pki::new();
+    let (cert, key, ca) = (
+        pki.path("server.pem"),
+        pki.path("server.key"),
+        pki.path("ca.pem"),
+    );
+    let server = TestServer::start(
+        &test_models(),
+        &[
+            "--model-control-mode=explicit",
+            "--grpc-use-ssl=true",
+            &format!("--grpc-server-cert={cert}"),
+            &format!("--grpc-server-key={key}"),
+        ],
+    );
+    // HTTP stays plain.
+    assert_eq!(http(&server.http, "GET", "/v2/health/live", &[]).0, 200);
+    let plain = tonic::transport::Channel::from_shared(format!("http://{}", server.grpc))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(ch) = plain {
+        assert!(
+            GrpcInferenceServiceClient::new(ch)
+                .server_live(pb::ServerLiveRequest {})
+                .await
+                .is_err(),
+            "plain gRPC on the TLS port"
+        );
+    }
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(
+            std::fs::read(&ca).unwrap(),
+        ))
+        .domain_name("127.0.0.1");
+    let channel = tonic::transport::Channel::from_shared(format!("https://{}", server.grpc))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert!(
+        GrpcInferenceServiceClient::new(channel)
+            .server_live(pb::ServerLiveRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+    );
+}

@@ -48,6 +48,8 @@ pub struct ManagerConfig {
     pub latency_summaries: bool,
     /// The response cache shared by models whose config enables it.
     pub response_cache: Option<Arc<crate::cache::ResponseCache>>,
+    /// Times a failed version load is retried.
+    pub load_retries: u32,
 }
 
 /// A model's state for the repository index, per version.
@@ -547,10 +549,7 @@ impl ModelManager {
                     let fp = *fp;
                     (
                         *v,
-                        s.spawn(move || {
-                            ModelVersion::create(files, &self.registry, &self.config, submit, fp)
-                                .map(Arc::new)
-                        }),
+                        s.spawn(move || self.create_with_retries(files, submit, fp)),
                     )
                 })
                 .collect();
@@ -565,6 +564,38 @@ impl ModelManager {
                 })
                 .collect()
         })
+    }
+
+    /// Creates a version, retrying a failed load `load_retries` times (Triton's
+    /// `--model-load-retry-count`).
+    fn create_with_retries(
+        &self,
+        files: ModelFiles,
+        submit: Submit,
+        fingerprint: u64,
+    ) -> Result<Arc<ModelVersion>, Status> {
+        let retries = self.config.load_retries;
+        let mut attempt = 0;
+        loop {
+            let created = ModelVersion::create(
+                files.clone(),
+                &self.registry,
+                &self.config,
+                submit.clone(),
+                fingerprint,
+            );
+            match created {
+                Ok(v) => return Ok(Arc::new(v)),
+                Err(e) if attempt < retries => {
+                    attempt += 1;
+                    tracing::warn!(
+                        model = %files.name, version = files.version,
+                        "load failed: {}; retry {attempt} of {retries}", e.message
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// How an ensemble reaches its composing models.

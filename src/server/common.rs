@@ -30,9 +30,9 @@ pub const EXTENSIONS: &[&str] = &[
     "logging",
 ];
 
-pub fn server_metadata() -> pb::ServerMetadataResponse {
+pub fn server_metadata(name: &str) -> pb::ServerMetadataResponse {
     pb::ServerMetadataResponse {
-        name: SERVER_NAME.into(),
+        name: name.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         extensions: EXTENSIONS.iter().map(|s| s.to_string()).collect(),
     }

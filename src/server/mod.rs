@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub metrics: metrics::MetricsOptions,
     /// TLS for the HTTP and gRPC listeners (metrics stay plain, as scrapers expect).
     pub tls: Option<tls::TlsFiles>,
+    /// TLS for the gRPC listener alone (Triton's `--grpc-use-ssl`), over `tls`.
+    pub grpc_tls: Option<tls::TlsFiles>,
+    pub grpc: crate::cli::GrpcTransport,
 }
 
 /// Serves until `state.shutdown` is cancelled, then shuts down in order: readiness turns
@@ -46,17 +49,14 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let token = state.shutdown.clone();
     let mut tasks = JoinSet::new();
-    let tls_config = |alpn: &[&[u8]]| {
-        opts.tls
-            .as_ref()
-            .map(|f| tls::server_config(f, alpn))
-            .transpose()
+    let tls_config = |files: Option<&tls::TlsFiles>, alpn: &[&[u8]]| {
+        files.map(|f| tls::server_config(f, alpn)).transpose()
     };
     if let Some(l) = listeners.grpc {
         let addr = l.local_addr()?;
-        let router = grpc::router(state.clone());
+        let router = grpc::router(state.clone(), &opts.grpc);
         let stop = token.clone();
-        match tls_config(&[b"h2"])? {
+        match tls_config(opts.grpc_tls.as_ref().or(opts.tls.as_ref()), &[b"h2"])? {
             Some(config) => {
                 let incoming = tls::incoming(l, config, token.clone());
                 tasks.spawn(async move {
@@ -92,7 +92,7 @@ pub async fn run(
             restrict::http_middleware,
         ));
         let stop = token.clone();
-        match tls_config(&[b"h2", b"http/1.1"])? {
+        match tls_config(opts.tls.as_ref(), &[b"h2", b"http/1.1"])? {
             Some(config) => {
                 let incoming = tls::incoming(l, config, token.clone());
                 tasks.spawn(serve_tls_http(incoming, app, stop));

@@ -32,6 +32,8 @@ pub struct ServerState {
     pub restricted_http: Arc<Restrictions>,
     /// `--grpc-restricted-protocol` rules.
     pub restricted_grpc: Arc<Restrictions>,
+    /// The server metadata's name (Triton's `--id`).
+    pub server_name: String,
     inflight: AtomicUsize,
     idle: Notify,
 }
@@ -53,6 +55,7 @@ impl ServerState {
             strict_readiness,
             restricted_http: Arc::default(),
             restricted_grpc: Arc::default(),
+            server_name: crate::server::common::SERVER_NAME.to_string(),
             inflight: AtomicUsize::new(0),
             idle: Notify::new(),
         }

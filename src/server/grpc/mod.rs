@@ -32,18 +32,29 @@ use crate::status::{Code, Status};
 /// offers (gzip, deflate).
 pub fn router(
     state: Arc<ServerState>,
+    transport: &crate::cli::GrpcTransport,
 ) -> Router<tower::layer::util::Stack<super::restrict::GrpcLayer, tower::layer::util::Identity>> {
     let max = state.limits.max_grpc_message_bytes;
-    let inference = GrpcInferenceServiceServer::new(Service {
+    let mut inference = GrpcInferenceServiceServer::new(Service {
         state: state.clone(),
     })
     .accept_compressed(CompressionEncoding::Gzip)
     .accept_compressed(CompressionEncoding::Deflate)
     .max_decoding_message_size(max)
     .max_encoding_message_size(max);
+    if transport.compress_responses {
+        // Sent compressed only to clients that said they accept gzip.
+        inference = inference.send_compressed(CompressionEncoding::Gzip);
+    }
     let state_rules = state.restricted_grpc.clone();
     let health = HealthServer::new(health::Health::new(state));
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(transport.keepalive_time)
+        .http2_keepalive_timeout(transport.keepalive_timeout);
+    if let Some(age) = transport.max_connection_age {
+        builder = builder.max_connection_age(age);
+    }
+    builder
         .layer(super::restrict::GrpcLayer::new(state_rules))
         .add_service(inference)
         .add_service(health)
@@ -105,7 +116,9 @@ impl GrpcInferenceService for Service {
         &self,
         _: Request<pb::ServerMetadataRequest>,
     ) -> GrpcResult<pb::ServerMetadataResponse> {
-        Ok(Response::new(super::common::server_metadata()))
+        Ok(Response::new(super::common::server_metadata(
+            &self.state.server_name,
+        )))
     }
 
     async fn model_metadata(

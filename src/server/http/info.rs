@@ -23,8 +23,8 @@ pub fn health(ok: bool) -> Response {
     )
 }
 
-pub fn server_metadata() -> Response {
-    let m = common::server_metadata();
+pub fn server_metadata(name: &str) -> Response {
+    let m = common::server_metadata(name);
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"{\"name\":");
     json::escape_into(&mut out, m.name.as_bytes());

@@ -84,7 +84,7 @@ async fn handle(
     match route {
         Route::ServerMetadata => {
             allow(&method, GET, JSON)?;
-            Ok(info::server_metadata())
+            Ok(info::server_metadata(&state.server_name))
         }
         Route::Live => {
             allow(&method, GET, PLAIN)?;

@@ -5,11 +5,16 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+mod triton;
+pub use triton::{GrpcTls, GrpcTransport, Resolved, TritonFlags};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "despina",
     version,
-    about = "A Triton-compatible, multi-model inference server"
+    about = "A Triton-compatible, multi-model inference server",
+    // As with tritonserver, a flag given twice takes its last value (charts append overrides).
+    args_override_self = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -152,6 +157,9 @@ pub struct ServeArgs {
     /// Append logs to this file instead of stderr.
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub triton: TritonFlags,
 }
 
 #[derive(Args, Debug)]
