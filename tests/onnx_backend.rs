@@ -600,6 +600,65 @@ fn a_model_without_batching_runs_each_request_on_its_own() {
     assert_eq!(got[1].as_ref().unwrap().output("OUTPUT0").unwrap(), &t2);
 }
 
+#[test]
+fn a_ragged_batch_is_concatenated_described_and_scattered_back() {
+    let b = backend_or_skip!();
+    let mut model = Model::open("tests/models_extra", "onnx_ragged");
+    let mut inst = model.load(b).unwrap();
+    let lens = [3usize, 4, 5];
+    let inputs: Vec<Tensor> = lens
+        .iter()
+        .enumerate()
+        .map(|(r, &n)| {
+            let v: Vec<f32> = (0..n).map(|i| (10 * r + i) as f32).collect();
+            Tensor::from_values(vec![1, n as i64], &v)
+        })
+        .collect();
+    let reqs = inputs
+        .iter()
+        .map(|t| Req::new(vec![NamedTensor::new("INPUT0", t.clone())]))
+        .collect();
+    let got = execute(&mut *inst, true, reqs);
+    let mut end = 0f32;
+    for ((got, input), &n) in got.iter().zip(&inputs).zip(&lens) {
+        let r = got.as_ref().unwrap();
+        let doubled: Vec<f32> = input
+            .values::<f32>()
+            .unwrap()
+            .iter()
+            .map(|x| 2.0 * x)
+            .collect();
+        assert_eq!(
+            r.output("OUTPUT0").unwrap(),
+            &Tensor::from_values(vec![1, n as i64], &doubled)
+        );
+        end += n as f32;
+        assert_eq!(
+            r.output("END").unwrap(),
+            &Tensor::from_values(vec![1, 1], &[end])
+        );
+        assert_eq!(
+            r.output("SIZE").unwrap(),
+            &Tensor::from_values(vec![1, 1], &[n as i32])
+        );
+    }
+    // One request alone gets the same treatment.
+    let alone = execute(
+        &mut *inst,
+        true,
+        vec![Req::new(vec![NamedTensor::new(
+            "INPUT0",
+            inputs[1].clone(),
+        )])],
+    );
+    let r = alone[0].as_ref().unwrap();
+    assert_eq!(r.output("OUTPUT0").unwrap().shape, vec![1, 4]);
+    assert_eq!(
+        r.output("END").unwrap(),
+        &Tensor::from_values(vec![1, 1], &[4f32])
+    );
+}
+
 // ---- loading -------------------------------------------------------------------------
 
 fn manifest() -> Value {

@@ -13,6 +13,9 @@ GOOD = {
        for t in common.TRITON_TYPES},
     "onnx_identity_fp32_nobatch": "OUTPUT0 = INPUT0, FP32, dims [-1, -1], max_batch_size 0",
     "onnx_variable_seq": "INPUT0 FP32 [batch, seq]: OUTPUT0 = cumsum over seq, OUTPUT1 = mean over seq ([batch, 1])",
+    "onnx_ragged": "ragged INPUT0 FP32 (allow_ragged_batch) with batch inputs INDEX (accumulated element "
+                   "count, FP32) and SIZES (element count, INT32): OUTPUT0 = 2 * INPUT0 scattered by "
+                   "INPUT0's shape, END/SIZE = INDEX/SIZES one row per request",
     "onnx_autocomplete": "no config.pbtxt: OUTPUT0 = INPUT0 * float(INPUT1), OUTPUT1 = sum(INPUT1) over axis 1",
     "onnx_autocomplete_nobatch": "no config.pbtxt: OUTPUT0 = transpose(INPUT0), fixed shapes [3,4] -> [4,3]",
     "torch_multi_dtype": "TorchScript, 4 inputs (FP32, INT64, BOOL, UINT8) and 4 outputs (FP64, INT32, BOOL, FP16)",

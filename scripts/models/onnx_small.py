@@ -343,4 +343,42 @@ def gen_autocomplete():
     return [path, path2]
 
 
-ALL = [gen_simple, gen_mlp, gen_identities, gen_variable_seq, gen_autocomplete]
+def ragged_model():
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["INPUT0", "INPUT0"], ["OUTPUT0"], name="double"),
+            helper.make_node("Reshape", ["INDEX", "column"], ["END"], name="end"),
+            helper.make_node("Reshape", ["SIZES", "column"], ["SIZE"], name="size"),
+        ],
+        "ragged",
+        [value_info("INPUT0", "FP32", ["elements"]), value_info("INDEX", "FP32", ["requests"]),
+         value_info("SIZES", "INT32", ["requests"])],
+        [value_info("OUTPUT0", "FP32", ["elements"]), value_info("END", "FP32", ["requests", 1]),
+         value_info("SIZE", "INT32", ["requests", 1])],
+        initializer=[numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), "column")],
+    )
+    return make_model(graph, "ragged INPUT0 (1-D concatenation) -> OUTPUT0 = 2 * INPUT0, scattered back; "
+                             "END = accumulated element count, SIZE = element count, one row per request")
+
+
+def gen_ragged():
+    name = "onnx_ragged"
+    path = save_model(ragged_model(), EXTRA / name / "1" / "model.onnx")
+    common.write_text(
+        EXTRA / name / "config.pbtxt",
+        config_text(name, [("INPUT0", "FP32", [-1])], [("OUTPUT0", "FP32", [-1]), ("END", "FP32", [1]),
+                                                      ("SIZE", "INT32", [1])],
+                    max_batch_size=8, platform="onnxruntime_onnx",
+                    extra="\n".join([
+                        "batch_input [",
+                        '  { kind: BATCH_ACCUMULATED_ELEMENT_COUNT target_name: "INDEX" data_type: TYPE_FP32 source_input: "INPUT0" },',
+                        '  { kind: BATCH_ELEMENT_COUNT target_name: "SIZES" data_type: TYPE_INT32 source_input: "INPUT0" }',
+                        "]",
+                        'batch_output [ { target_name: "OUTPUT0" kind: BATCH_SCATTER_WITH_INPUT_SHAPE source_input: "INPUT0" } ]',
+                        "dynamic_batching { max_queue_delay_microseconds: 2000 }",
+                    ])).replace('dims: [ -1 ] }\n]\noutput', 'dims: [ -1 ] allow_ragged_batch: true }\n]\noutput', 1),
+    )
+    return path
+
+
+ALL = [gen_simple, gen_mlp, gen_identities, gen_variable_seq, gen_autocomplete, gen_ragged]

@@ -8,6 +8,7 @@ pub mod add_version;
 pub mod fault;
 pub mod identity;
 pub mod onnx;
+pub mod ragged;
 pub mod sequence;
 pub mod square;
 #[cfg(feature = "torch")]

@@ -112,7 +112,7 @@ pub fn split_rows(t: &Tensor, rows: &Rows) -> Result<Vec<Tensor>, Status> {
 }
 
 /// End offsets of each element of a serialized BYTES buffer.
-fn element_bounds(mut data: &[u8]) -> Option<Vec<usize>> {
+pub(super) fn element_bounds(mut data: &[u8]) -> Option<Vec<usize>> {
     let mut out = Vec::new();
     let mut off = 0;
     while !data.is_empty() {

@@ -14,7 +14,7 @@ use ort::session::{
 
 use super::convert::{InputValue, read_output};
 use super::signature::Plan;
-use crate::backend::{BatchInputs, ExecTimer, Instance, Rows, split_rows};
+use crate::backend::{BatchInputs, ExecTimer, Instance, Rows, ragged, split_rows};
 use crate::request::{InferRequest, InferResponse, NamedTensor};
 use crate::status::Status;
 
@@ -131,7 +131,11 @@ impl OnnxInstance {
                     )));
                 }
             }
-            let t = BatchInputs::concat(batch, &input.name)?;
+            let t = if input.ragged {
+                ragged::concat_flat(batch, &input.name)?
+            } else {
+                BatchInputs::concat(batch, &input.name)?
+            };
             if let Some(dt) = input.dtype
                 && t.datatype != dt
             {
@@ -144,11 +148,18 @@ impl OnnxInstance {
             }
             let bad = |e: String| Status::invalid_arg(format!("input '{}': {e}", input.name));
             let value = match &input.reshape {
+                _ if input.ragged => InputValue::new(&t, &t.shape),
                 Some(r) => InputValue::new(&t, &r.apply(&t.shape, prefix).map_err(bad)?),
                 None => InputValue::new(&t, &t.shape),
             }
             .map_err(bad)?;
             values.push((input.name.as_str(), value));
+        }
+        for b in &plan.batch_inputs {
+            let t = ragged::batch_input(b, batch, plan.batching)?;
+            let value = InputValue::new(&t, &t.shape)
+                .map_err(|e| Status::internal(format!("batch input '{}': {e}", b.target)))?;
+            values.push((b.target.as_str(), value));
         }
         timer.input_done();
 
@@ -226,7 +237,9 @@ fn answer(
         if let Some(r) = &o.reshape {
             t.shape = r.apply(&t.shape, prefix).map_err(bad)?;
         }
-        let parts = if plan.batching {
+        let parts = if let Some(s) = plan.scatters.iter().find(|s| s.output == o.name) {
+            ragged::scatter(&t, &ragged::scatter_shapes(s, batch, plan.batching)?)?
+        } else if plan.batching {
             split_rows(&t, &rows)?
         } else {
             vec![t]

@@ -13,6 +13,7 @@ use ort::value::ValueType;
 
 use super::convert::{config_type_name, despina_type};
 use crate::backend::BackendError;
+use crate::backend::ragged::{self, BatchInputPlan, ScatterPlan};
 use crate::config::{ConfigExt, ModelConfig};
 use crate::proto::inference::model_config::SchedulingChoice;
 use crate::proto::inference::{
@@ -160,6 +161,8 @@ pub struct InputPlan {
     /// Fed only when the requests carry it (optional inputs, overridable initializers).
     pub optional: bool,
     pub reshape: Option<Reshape>,
+    /// `allow_ragged_batch` on a batching model: fed as one 1-D concatenation.
+    pub ragged: bool,
 }
 
 /// A config output the instance returns.
@@ -177,6 +180,10 @@ pub struct Plan {
     pub batching: bool,
     pub inputs: Vec<InputPlan>,
     pub outputs: Vec<OutputPlan>,
+    /// Inputs generated per batch (`batch_input`).
+    pub batch_inputs: Vec<BatchInputPlan>,
+    /// Outputs scattered by a source input's shape (`batch_output`).
+    pub scatters: Vec<ScatterPlan>,
 }
 
 fn load_err(msg: String) -> BackendError {
@@ -272,13 +279,16 @@ pub fn validate(model: &str, cfg: &ModelConfig, sig: &Signature) -> Result<Plan,
         .map(|s| s.control_input.iter().map(|c| c.name.as_str()).collect())
         .unwrap_or_default();
 
-    let expected = cfg.input.iter().filter(|i| !i.optional).count() + controls.len();
+    let batch_inputs = ragged::batch_inputs(cfg).map_err(load_err)?;
+    let expected =
+        cfg.input.iter().filter(|i| !i.optional).count() + controls.len() + batch_inputs.len();
     if sig.inputs.len() != expected {
         let configured: BTreeSet<&str> = cfg
             .input
             .iter()
             .map(|i| i.name.as_str())
             .chain(controls.iter().copied())
+            .chain(batch_inputs.iter().map(|b| b.target.as_str()))
             .collect();
         let missing: Vec<&str> = sig
             .inputs
@@ -317,19 +327,29 @@ pub fn validate(model: &str, cfg: &ModelConfig, sig: &Signature) -> Result<Plan,
                 dtype: None,
                 optional: false,
                 reshape: None,
+                ragged: false,
             });
         }
     }
+    for b in &batch_inputs {
+        check_batch_input(model, b, sig)?;
+    }
 
+    let scatters = ragged::scatters(cfg);
     let outputs = cfg
         .output
         .iter()
-        .map(|io| check_output(model, mbs, io, sig))
+        .map(|io| {
+            let scattered = scatters.iter().any(|s| s.output == io.name);
+            check_output(model, mbs, io, sig, scattered)
+        })
         .collect::<Result<_, _>>()?;
     Ok(Plan {
         batching: mbs > 0,
         inputs,
         outputs,
+        batch_inputs,
+        scatters,
     })
 }
 
@@ -339,20 +359,8 @@ fn unsupported_features(cfg: &ModelConfig) -> Result<(), BackendError> {
             "{what} is not supported by the onnxruntime backend of this server"
         )))
     };
-    if !cfg.batch_input.is_empty() {
-        return no("batch_input");
-    }
-    if !cfg.batch_output.is_empty() {
-        return no("batch_output");
-    }
     if cfg.sequence_batching().is_some_and(|s| !s.state.is_empty()) {
         return no("implicit sequence state (sequence_batching state)");
-    }
-    if let Some(i) = cfg.input.iter().find(|i| i.allow_ragged_batch) {
-        return no(&format!(
-            "ragged batching (input '{}' allow_ragged_batch)",
-            i.name
-        ));
     }
     if let Some(i) = cfg.input.iter().find(|i| i.is_shape_tensor) {
         return no(&format!(
@@ -400,6 +408,23 @@ fn check_input(
         },
     };
     let dtype = check_dtype(model, "input", &io.name, io.data_type, info)?;
+    if io.allow_ragged_batch && mbs > 0 {
+        // The batch arrives as one concatenation of every request's elements.
+        if info.dims.len() != 1 {
+            return Err(load_err(format!(
+                "unable to load model '{model}', ragged input '{}' must be 1-dimensional in the model (the requests' elements are concatenated), model provides shape {}",
+                io.name,
+                shape_str(&info.dims)
+            )));
+        }
+        return Ok(InputPlan {
+            name: io.name.clone(),
+            dtype: Some(dtype),
+            optional: false,
+            reshape: None,
+            ragged: true,
+        });
+    }
     let dims = model_side_dims(&io.dims, &io.reshape);
     let reshape = check_shape(model, mbs, &io.name, info, &dims, false)?;
     let reshape = match (&io.reshape, reshape) {
@@ -417,7 +442,28 @@ fn check_input(
         dtype: Some(dtype),
         optional: io.optional || initializer,
         reshape,
+        ragged: false,
     })
+}
+
+/// A `batch_input` target must be a model input of the batch input's data type.
+fn check_batch_input(model: &str, b: &BatchInputPlan, sig: &Signature) -> Result<(), BackendError> {
+    let info = sig.inputs.iter().find(|i| i.name == b.target).ok_or_else(|| {
+        load_err(format!(
+            "unable to load model '{model}', batch input '{}' is not an input of the model, allowed inputs are: {}",
+            b.target,
+            allowed(sig.inputs.iter().map(|i| i.name.clone()))
+        ))
+    })?;
+    if info.dtype != Some(b.dtype) {
+        return Err(load_err(format!(
+            "unable to load model '{model}', configuration expects datatype {} for batch input '{}', model provides {}",
+            b.dtype.wire_name(),
+            b.target,
+            config_type_name(info.dtype)
+        )));
+    }
+    Ok(())
 }
 
 fn check_output(
@@ -425,6 +471,7 @@ fn check_output(
     mbs: i32,
     io: &ModelOutput,
     sig: &Signature,
+    scattered: bool,
 ) -> Result<OutputPlan, BackendError> {
     let info = sig
         .outputs
@@ -438,6 +485,14 @@ fn check_output(
             ))
         })?;
     let dtype = check_dtype(model, "output", &io.name, io.data_type, info)?;
+    if scattered {
+        // One flat concatenation, split by the source input's shapes (`batch_output`).
+        return Ok(OutputPlan {
+            name: io.name.clone(),
+            dtype,
+            reshape: None,
+        });
+    }
     let dims = model_side_dims(&io.dims, &io.reshape);
     let scalar = check_shape(model, mbs, &io.name, info, &dims, true)?;
     let reshape = match (&io.reshape, scalar) {
@@ -805,10 +860,48 @@ mod tests {
     #[test]
     fn unsupported_features_are_refused() {
         let mut c = simple_cfg();
-        c.input[0].allow_ragged_batch = true;
+        c.input[0].is_shape_tensor = true;
         let e = validate("m", &c, &simple_sig()).unwrap_err();
         assert!(matches!(e, BackendError::Unsupported(_)), "{e}");
-        assert!(e.to_string().contains("allow_ragged_batch"));
+        assert!(e.to_string().contains("is_shape_tensor"));
+    }
+
+    #[test]
+    fn ragged_inputs_and_batch_inputs_are_checked_against_the_model() {
+        use crate::proto::inference::{BatchInput, batch_input::Kind};
+        let mut c = simple_cfg();
+        c.input[0].allow_ragged_batch = true;
+        let e = validate("m", &c, &simple_sig()).unwrap_err().to_string();
+        assert!(
+            e.contains("ragged input 'INPUT0' must be 1-dimensional"),
+            "{e}"
+        );
+
+        let mut sig = simple_sig();
+        sig.inputs[0].dims = vec![-1];
+        let plan = validate("m", &c, &sig).unwrap();
+        assert!(plan.inputs[0].ragged && !plan.inputs[1].ragged);
+        c.batch_input.push(BatchInput {
+            kind: Kind::BatchElementCount as i32,
+            target_name: vec!["COUNT".into()],
+            data_type: ConfigType::TypeInt32 as i32,
+            source_input: vec!["INPUT0".into()],
+        });
+        let e = validate("m", &c, &sig).unwrap_err().to_string();
+        assert!(
+            e.contains("configuration expects 3 inputs, model provides 2"),
+            "{e}"
+        );
+        sig.inputs
+            .push(IoInfo::new("COUNT", Some(DataType::Fp32), &[-1]));
+        let e = validate("m", &c, &sig).unwrap_err().to_string();
+        assert!(
+            e.contains("expects datatype INT32 for batch input 'COUNT'"),
+            "{e}"
+        );
+        sig.inputs[2].dtype = Some(DataType::Int32);
+        let plan = validate("m", &c, &sig).unwrap();
+        assert_eq!(plan.batch_inputs[0].target, "COUNT");
     }
 
     #[test]
