@@ -103,16 +103,7 @@ async fn counts(c: &mut Client, model: &str) -> (u64, u64, u64, u64) {
 }
 
 fn scrape(server: &TestServer) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(&server.metrics).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+    common::http_text(&server.metrics, "GET", "/metrics")
 }
 
 fn value(body: &str, line_start: &str) -> f64 {
@@ -205,22 +196,7 @@ fn bad_cache_flags_stop_the_start_with_a_clear_error() {
         ),
         ("local,size=1GB", "size must be a number of bytes"),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_despina"))
-            .args(["serve", "--model-repository"])
-            .arg(repo.path())
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--http-port",
-                "0",
-                "--grpc-port",
-                "0",
-            ])
-            .args(["--metrics-port", "0", "--cache-config", flag])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{flag} was accepted");
+        let stderr = common::refused_start(repo.path(), &["--cache-config", flag]);
         assert!(stderr.contains(says), "{flag}: {stderr}");
     }
 }

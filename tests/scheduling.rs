@@ -84,25 +84,12 @@ async fn settle() {
 }
 
 fn metric(server: &TestServer, name: &str, labels: &str) -> f64 {
-    let body = reqwest_lite(&server.metrics, "/metrics");
+    let body = common::http_text(&server.metrics, "GET", "/metrics");
     body.lines()
         .find(|l| l.starts_with(name) && l.contains(labels))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no {name}{{{labels}}} in\n{body}"))
-}
-
-fn reqwest_lite(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -271,7 +258,7 @@ async fn latency_summaries_give_windowed_quantiles() {
         assert_eq!(send(&c, "lat", ms, &[]).await.unwrap().0, Ok(ms));
     }
     settle().await;
-    let body = reqwest_lite(&server.metrics, "/metrics");
+    let body = common::http_text(&server.metrics, "GET", "/metrics");
     let lat = ["model=\"lat\"", "version=\"1\""];
     let q = |family: &str, q: &str| -> f64 {
         let labels = [lat[0], lat[1], &format!("quantile=\"{q}\"")];
@@ -327,22 +314,7 @@ fn bad_metrics_config_stops_the_start_with_a_clear_error() {
         ("summary_latencies=maybe", "'maybe' is not a boolean"),
         ("summary_latency=true", "unknown setting 'summary_latency'"),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_despina"))
-            .args(["serve", "--model-repository"])
-            .arg(repo.path())
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--http-port",
-                "0",
-                "--grpc-port",
-                "0",
-            ])
-            .args(["--metrics-port", "0", "--metrics-config", flag])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{flag} was accepted");
+        let stderr = common::refused_start(repo.path(), &["--metrics-config", flag]);
         assert!(stderr.contains(says), "{flag}: {stderr}");
     }
 }

@@ -267,6 +267,27 @@ fn https(addr: &str, cfg: Arc<rustls::ClientConfig>, path: &str) -> std::io::Res
     Ok((status, body))
 }
 
+/// A gRPC channel to `addr` over TLS that trusts `ca`, presenting `identity` when given.
+async fn tls_channel(
+    addr: &str,
+    ca: &str,
+    identity: Option<tonic::transport::Identity>,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let mut tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(
+            std::fs::read(ca).unwrap(),
+        ))
+        .domain_name("127.0.0.1");
+    if let Some(id) = identity {
+        tls = tls.identity(id);
+    }
+    tonic::transport::Channel::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
 #[tokio::test]
 async fn tls_and_mutual_tls() {
     let pki = Pki::new();
@@ -290,18 +311,7 @@ async fn tls_and_mutual_tls() {
     assert_eq!(status, 200);
     // Plain HTTP on the TLS port gets no HTTP answer.
     assert_eq!(http(&server.http, "GET", "/v2/health/ready", &[]).0, 0);
-    let tls = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(
-            std::fs::read(&ca).unwrap(),
-        ))
-        .domain_name("127.0.0.1");
-    let channel = tonic::transport::Channel::from_shared(format!("https://{}", server.grpc))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tls_channel(&server.grpc, &ca, None).await.unwrap();
     let mut c = GrpcInferenceServiceClient::new(channel);
     assert!(
         c.server_ready(pb::ServerReadyRequest {})
@@ -339,17 +349,7 @@ async fn tls_and_mutual_tls() {
         std::fs::read(pki.path("client.pem")).unwrap(),
         std::fs::read(pki.path("client.key")).unwrap(),
     );
-    let base = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(
-            std::fs::read(&ca).unwrap(),
-        ))
-        .domain_name("127.0.0.1");
-    let anonymous = tonic::transport::Channel::from_shared(format!("https://{}", server.grpc))
-        .unwrap()
-        .tls_config(base.clone())
-        .unwrap()
-        .connect()
-        .await;
+    let anonymous = tls_channel(&server.grpc, &ca, None).await;
     if let Ok(ch) = anonymous {
         assert!(
             GrpcInferenceServiceClient::new(ch)
@@ -358,11 +358,7 @@ async fn tls_and_mutual_tls() {
                 .is_err()
         );
     }
-    let channel = tonic::transport::Channel::from_shared(format!("https://{}", server.grpc))
-        .unwrap()
-        .tls_config(base.identity(identity))
-        .unwrap()
-        .connect()
+    let channel = tls_channel(&server.grpc, &ca, Some(identity))
         .await
         .unwrap();
     assert!(
@@ -407,18 +403,7 @@ async fn tritons_grpc_ssl_flags_secure_the_grpc_port_alone() {
             "plain gRPC on the TLS port"
         );
     }
-    let tls = tonic::transport::ClientTlsConfig::new()
-        .ca_certificate(tonic::transport::Certificate::from_pem(
-            std::fs::read(&ca).unwrap(),
-        ))
-        .domain_name("127.0.0.1");
-    let channel = tonic::transport::Channel::from_shared(format!("https://{}", server.grpc))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tls_channel(&server.grpc, &ca, None).await.unwrap();
     assert!(
         GrpcInferenceServiceClient::new(channel)
             .server_live(pb::ServerLiveRequest {})

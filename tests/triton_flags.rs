@@ -10,16 +10,7 @@ use despina::proto::inference::grpc_inference_service_client::GrpcInferenceServi
 use tonic::codec::CompressionEncoding;
 
 fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+    common::http_text(addr, "GET", path)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,22 +107,7 @@ fn services_despina_lacks_stop_the_start_with_the_reason() {
             "--grpc-use-ssl needs --grpc-server-cert and --grpc-server-key",
         ),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_despina"))
-            .args(["serve", "--model-repository"])
-            .arg(repo.path())
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--http-port",
-                "0",
-                "--grpc-port",
-                "0",
-            ])
-            .args(["--metrics-port", "0", flag])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{flag} was accepted");
+        let stderr = common::refused_start(repo.path(), &[flag]);
         assert!(stderr.contains(says), "{flag}: {stderr}");
     }
 }
@@ -154,7 +130,7 @@ output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 1 ] } ]
         repo.path(),
         &["--exit-on-error=false", "--model-load-retry-count=2"],
     );
-    let index = http_post(&server.http, "/v2/repository/index");
+    let index = common::http_text(&server.http, "POST", "/v2/repository/index");
     assert!(index.contains("UNAVAILABLE"), "{index}");
     let log = server.log_text();
     assert!(
@@ -162,17 +138,4 @@ output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 1 ] } ]
         "{log}"
     );
     assert!(!log.contains("retry 3"), "{log}");
-}
-
-fn http_post(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }

@@ -26,6 +26,46 @@ pub fn test_models() -> PathBuf {
     root().join("tests/models")
 }
 
+/// Runs `despina serve` on `repo` with `extra` flags, expecting it to refuse to start;
+/// answers what it wrote to stderr.
+pub fn refused_start(repo: &Path, extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_despina"))
+        .arg("serve")
+        .arg("--model-repository")
+        .arg(repo)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+        ])
+        .args(["--metrics-port", "0"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run despina");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{extra:?} was accepted:\n{stderr}");
+    stderr
+}
+
+/// One plain HTTP/1.1 exchange without a body; the whole response (status line, headers,
+/// body) as text.
+pub fn http_text(addr: &str, method: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 impl TestServer {
     /// Starts despina on `repo` with extra flags and waits until its three listeners are up.
     pub fn start(repo: &Path, extra: &[&str]) -> TestServer {
