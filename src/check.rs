@@ -15,9 +15,14 @@ pub struct ModelReport {
 
 /// Checks every model of every repository; problems with the repositories themselves
 /// (unreadable, duplicate names) come as reports named after the repository.
-pub fn check(repos: &[PathBuf], registry: &Registry, gpu_count: usize) -> Vec<ModelReport> {
+pub fn check(
+    repos: &[PathBuf],
+    registry: &Registry,
+    gpu_count: usize,
+    config_name: Option<&str>,
+) -> Vec<ModelReport> {
     let mut reports = Vec::new();
-    let (dirs, problems) = match scan::scan(repos) {
+    let (dirs, problems) = match scan::scan(repos, config_name) {
         Ok(found) => found,
         Err(e) => {
             let file = repos.first().cloned().unwrap_or_default();

@@ -29,7 +29,12 @@ fn main() -> ExitCode {
 
 fn check(args: CheckArgs) -> ExitCode {
     let registry = despina::registry::full(None);
-    let reports = despina::check::check(&args.repositories, &registry, args.gpus);
+    let reports = despina::check::check(
+        &args.repositories,
+        &registry,
+        args.gpus,
+        args.model_config_name.as_deref(),
+    );
     let mut invalid = 0;
     for r in &reports {
         if !r.problems.is_empty() {
@@ -123,6 +128,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             latency_summaries: args.allow_metrics && metrics.summary_latencies,
             response_cache,
             load_retries: args.triton.model_load_retry_count.unwrap_or(0),
+            config_name: args.triton.model_config_name.clone(),
         },
         registry,
     );

@@ -23,6 +23,7 @@ fn manager(repo: &Path) -> Arc<ModelManager> {
             latency_summaries: false,
             response_cache: None,
             load_retries: 0,
+            config_name: None,
         },
         Registry::with_builtins(),
     )

@@ -139,3 +139,50 @@ output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 1 ] } ]
     );
     assert!(!log.contains("retry 3"), "{log}");
 }
+
+#[test]
+fn model_config_name_picks_configs_name_pbtxt_where_a_model_has_one() {
+    let repo = tempfile::tempdir().unwrap();
+    for (name, custom) in [("tuned", true), ("plain", false)] {
+        let dir = repo.path().join(name);
+        std::fs::create_dir_all(dir.join("1")).unwrap();
+        std::fs::create_dir_all(dir.join("configs")).unwrap();
+        let config = |mbs: u32| {
+            format!(
+                "backend: \"identity\"\nmax_batch_size: {mbs}\ninput [ {{ name: \"INPUT0\" data_type: TYPE_FP32 dims: [ 4 ] }} ]\noutput [ {{ name: \"OUTPUT0\" data_type: TYPE_FP32 dims: [ 4 ] }} ]\n"
+            )
+        };
+        std::fs::write(dir.join("config.pbtxt"), config(8)).unwrap();
+        if custom {
+            std::fs::write(dir.join("configs/h100.pbtxt"), config(2)).unwrap();
+        }
+    }
+    let server = TestServer::start(repo.path(), &["--model-config-name=h100"]);
+    let tuned = http_get(&server.http, "/v2/models/tuned/config");
+    let plain = http_get(&server.http, "/v2/models/plain/config");
+    assert!(tuned.contains("\"max_batch_size\":2"), "{tuned}");
+    assert!(plain.contains("\"max_batch_size\":8"), "{plain}");
+    drop(server);
+
+    // `despina check` reads the same file, and names it in its problems.
+    std::fs::write(
+        repo.path().join("tuned/configs/h100.pbtxt"),
+        "backend: \"identity\"\nmax_batch_sise: 2\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_despina"))
+        .arg("check")
+        .arg(repo.path())
+        .arg("--model-config-name=h100")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(stdout.contains("tuned/configs/h100.pbtxt:2:1"), "{stdout}");
+    let plain_check = std::process::Command::new(env!("CARGO_BIN_EXE_despina"))
+        .arg("check")
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    assert!(plain_check.status.success(), "{plain_check:?}");
+}

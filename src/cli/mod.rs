@@ -170,4 +170,7 @@ pub struct CheckArgs {
     /// Check as if this many GPUs were present (KIND_GPU instance groups need one).
     #[arg(long, default_value_t = 0)]
     pub gpus: usize,
+    /// Check `<model>/configs/<NAME>.pbtxt` where a model has one, as the server does.
+    #[arg(long, value_name = "NAME", value_parser = triton::config_name)]
+    pub model_config_name: Option<String>,
 }

@@ -133,8 +133,23 @@ pub struct TritonFlags {
     pub http_header_forward_pattern: Option<String>,
     #[arg(long, value_name = "REGEX")]
     pub grpc_header_forward_pattern: Option<String>,
-    #[arg(long, value_name = "NAME")]
+    /// Use `<model>/configs/<NAME>.pbtxt` instead of `config.pbtxt` where a model has one.
+    #[arg(long, value_name = "NAME", value_parser = config_name)]
     pub model_config_name: Option<String>,
+}
+
+/// A `--model-config-name`: one file name, without spaces or folders.
+pub fn config_name(v: &str) -> Result<String, String> {
+    if v.is_empty()
+        || v.contains(char::is_whitespace)
+        || v.contains(['/', '\\'])
+        || v.starts_with('.')
+    {
+        return Err(format!(
+            "'{v}' is not a config name (a file name under <model>/configs/, without spaces)"
+        ));
+    }
+    Ok(v.to_string())
 }
 
 /// gRPC transport settings taken from Triton's flags.
@@ -237,9 +252,6 @@ impl TritonFlags {
         if self.http_header_forward_pattern.is_some() || self.grpc_header_forward_pattern.is_some()
         {
             return refuse("--http/grpc-header-forward-pattern (headers as request parameters)");
-        }
-        if self.model_config_name.is_some() {
-            return refuse("--model-config-name (alternative configs under <model>/configs/)");
         }
         Ok(())
     }
@@ -482,7 +494,7 @@ mod tests {
             (&["--rate-limit=execution_count"][..], "rate limiter"),
             (&["--model-namespacing=true"][..], "namespacing"),
             (&["--http-header-forward-pattern=x-.*"][..], "header"),
-            (&["--model-config-name=h100"][..], "configs/"),
+            (&["--model-config-name=../x"][..], "is not a config name"),
             (
                 &["--grpc-infer-response-compression-level=max"][..],
                 "none, low, medium or high",

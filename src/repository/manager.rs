@@ -50,6 +50,8 @@ pub struct ManagerConfig {
     pub response_cache: Option<Arc<crate::cache::ResponseCache>>,
     /// Times a failed version load is retried.
     pub load_retries: u32,
+    /// Triton's `--model-config-name`: use `<model>/configs/<name>.pbtxt` where present.
+    pub config_name: Option<String>,
 }
 
 /// A model's state for the repository index, per version.
@@ -144,7 +146,10 @@ impl ModelManager {
     /// Loads what the control mode asks for at start-up. Failures are reported in the index
     /// and returned; they never stop the other models.
     pub fn startup(&self) -> Vec<(String, Status)> {
-        let (dirs, problems) = match scan::scan(&self.config.repositories) {
+        let (dirs, problems) = match scan::scan(
+            &self.config.repositories,
+            self.config.config_name.as_deref(),
+        ) {
             Ok(found) => found,
             Err(e) => return vec![(String::new(), e.into())],
         };
@@ -235,9 +240,12 @@ impl ModelManager {
 
     /// The repository index: every model on disk or known, with its versions' states.
     pub fn index(&self, ready_only: bool) -> Vec<IndexEntry> {
-        let mut names: Vec<String> = scan::scan(&self.config.repositories)
-            .map(|(d, _)| d.into_keys().collect())
-            .unwrap_or_default();
+        let mut names: Vec<String> = scan::scan(
+            &self.config.repositories,
+            self.config.config_name.as_deref(),
+        )
+        .map(|(d, _)| d.into_keys().collect())
+        .unwrap_or_default();
         names.extend(self.models.iter().map(|e| e.key().clone()));
         names.sort();
         names.dedup();
@@ -287,7 +295,8 @@ impl ModelManager {
             for repo in &self.config.repositories {
                 let path = repo.join(name);
                 if path.is_dir() {
-                    return scan::scan_model(name, &path).map_err(Status::from);
+                    return scan::scan_model(name, &path, self.config.config_name.as_deref())
+                        .map_err(Status::from);
                 }
             }
         }
@@ -691,7 +700,10 @@ impl ModelManager {
 
     /// One poll of the repositories: load what is new or changed, unload what is gone.
     pub fn poll(&self) {
-        let Ok((dirs, problems)) = scan::scan(&self.config.repositories) else {
+        let Ok((dirs, problems)) = scan::scan(
+            &self.config.repositories,
+            self.config.config_name.as_deref(),
+        ) else {
             return;
         };
         for p in problems {

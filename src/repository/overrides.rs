@@ -84,7 +84,7 @@ pub fn write_override_dir(
         std::io::Write::write_all(&mut f, content)
             .map_err(|e| Status::internal(format!("cannot write file override '{path}': {e}")))?;
     }
-    let dir = scan::scan_model(name, &root).map_err(Status::from)?;
+    let dir = scan::scan_model(name, &root, None).map_err(Status::from)?;
     Ok((tmp, dir))
 }
 

@@ -11,7 +11,8 @@ use super::RepoError;
 pub struct ModelDir {
     pub name: String,
     pub path: PathBuf,
-    /// `config.pbtxt`, when present.
+    /// `configs/<--model-config-name>.pbtxt` when asked for and present, else
+    /// `config.pbtxt` when present.
     pub config_file: Option<PathBuf>,
     /// Numeric version folders, ascending.
     pub versions: Vec<(i64, PathBuf)>,
@@ -21,7 +22,10 @@ pub const CONFIG_FILE: &str = "config.pbtxt";
 
 /// Scans every repository. A name found in two repositories is an error for that name,
 /// reported in the second map; it does not stop the others.
-pub fn scan(repos: &[PathBuf]) -> Result<(BTreeMap<String, ModelDir>, Vec<RepoError>), RepoError> {
+pub fn scan(
+    repos: &[PathBuf],
+    config_name: Option<&str>,
+) -> Result<(BTreeMap<String, ModelDir>, Vec<RepoError>), RepoError> {
     let mut models = BTreeMap::new();
     let mut problems = Vec::new();
     let mut duplicates = Vec::new();
@@ -55,7 +59,7 @@ pub fn scan(repos: &[PathBuf]) -> Result<(BTreeMap<String, ModelDir>, Vec<RepoEr
                 });
                 continue;
             }
-            match scan_model(&name, &path) {
+            match scan_model(&name, &path, config_name) {
                 Ok(m) => {
                     models.insert(name, m);
                 }
@@ -69,8 +73,13 @@ pub fn scan(repos: &[PathBuf]) -> Result<(BTreeMap<String, ModelDir>, Vec<RepoEr
     Ok((models, problems))
 }
 
-/// Reads one model folder.
-pub fn scan_model(name: &str, path: &Path) -> Result<ModelDir, RepoError> {
+/// Reads one model folder. With `config_name` (Triton's `--model-config-name`), the config
+/// is `configs/<config_name>.pbtxt` where the model has one.
+pub fn scan_model(
+    name: &str,
+    path: &Path,
+    config_name: Option<&str>,
+) -> Result<ModelDir, RepoError> {
     let entries = std::fs::read_dir(path).map_err(|e| RepoError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -92,7 +101,10 @@ pub fn scan_model(name: &str, path: &Path) -> Result<ModelDir, RepoError> {
         }
     }
     versions.sort();
-    let config = path.join(CONFIG_FILE);
+    let custom = config_name
+        .map(|n| path.join("configs").join(format!("{n}.pbtxt")))
+        .filter(|p| p.is_file());
+    let config = custom.unwrap_or_else(|| path.join(CONFIG_FILE));
     Ok(ModelDir {
         name: name.to_string(),
         path: path.to_path_buf(),
@@ -115,7 +127,7 @@ mod tests {
         std::fs::write(a.path().join("m1/config.pbtxt"), "").unwrap();
         std::fs::write(a.path().join("file.txt"), "").unwrap();
         std::fs::create_dir_all(b.path().join("dup/2")).unwrap();
-        let (models, problems) = scan(&[a.path().into(), b.path().into()]).unwrap();
+        let (models, problems) = scan(&[a.path().into(), b.path().into()], None).unwrap();
         assert_eq!(models.keys().collect::<Vec<_>>(), vec!["m1", "m2"]);
         let m1 = &models["m1"];
         assert_eq!(
@@ -126,6 +138,6 @@ mod tests {
         assert!(models["m2"].config_file.is_none());
         assert_eq!(problems.len(), 1);
         assert!(problems[0].to_string().contains("dup"), "{}", problems[0]);
-        assert!(scan(&[a.path().join("nope")]).is_err());
+        assert!(scan(&[a.path().join("nope")], None).is_err());
     }
 }
