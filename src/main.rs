@@ -28,7 +28,7 @@ fn main() -> ExitCode {
 }
 
 fn check(args: CheckArgs) -> ExitCode {
-    let registry = despina::registry::full(None);
+    let registry = despina::registry::full(None, None);
     let reports = despina::check::check(
         &args.repositories,
         &registry,
@@ -91,7 +91,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("{note}");
     }
 
-    let registry = despina::registry::full(args.onnxruntime_lib.as_deref());
+    let registry = despina::registry::full(
+        args.onnxruntime_lib.as_deref(),
+        triton.default_max_batch_size,
+    );
     for (backend, why) in registry.unavailable() {
         tracing::warn!("backend '{backend}' is unavailable: {why}");
     }

@@ -5,10 +5,17 @@ use std::path::Path;
 use crate::backend::Registry;
 
 /// Every backend that can run here; the ones that cannot are recorded with the reason.
-pub fn full(onnxruntime_lib: Option<&Path>) -> Registry {
+/// `default_max_batch_size` overrides what auto-complete gives batching ONNX models.
+pub fn full(onnxruntime_lib: Option<&Path>, default_max_batch_size: Option<i32>) -> Registry {
     let mut registry = Registry::with_builtins();
     match crate::backend::onnx::OnnxBackend::new(onnxruntime_lib) {
-        Ok(b) => registry.register(std::sync::Arc::new(b)),
+        Ok(b) => {
+            let b = match default_max_batch_size {
+                Some(n) => b.with_default_max_batch_size(n),
+                None => b,
+            };
+            registry.register(std::sync::Arc::new(b))
+        }
         Err(e) => registry.mark_unavailable("onnxruntime", e.to_string()),
     }
     #[cfg(feature = "torch")]

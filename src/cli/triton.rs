@@ -176,6 +176,8 @@ pub struct Resolved {
     pub trace_config: Vec<String>,
     pub grpc: GrpcTransport,
     pub grpc_tls: Option<GrpcTls>,
+    /// `--backend-config [onnxruntime,]default-max-batch-size=N`.
+    pub default_max_batch_size: Option<i32>,
     /// One line per accepted flag that changes nothing here, for the log.
     pub notes: Vec<String>,
 }
@@ -229,6 +231,29 @@ impl TritonFlags {
             });
         }
         out.notes = self.notes();
+        for flag in &self.backend_config {
+            let (backend, setting) = match flag.split_once(',') {
+                Some((b, s)) if !b.contains('=') => (Some(b), s),
+                _ => (None, flag.as_str()),
+            };
+            let (key, value) = setting.split_once('=').ok_or_else(|| {
+                format!("--backend-config '{flag}': expected [<backend>,]<setting>=<value>")
+            })?;
+            if key == "default-max-batch-size" && matches!(backend, None | Some("onnxruntime")) {
+                let n = value
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| {
+                        format!("--backend-config '{flag}': default-max-batch-size must be a count")
+                    })?;
+                out.default_max_batch_size = Some(n);
+            } else {
+                out.notes.push(format!(
+                    "--backend-config {flag}: accepted, nothing to do here: despina reads backend settings from each model's config `parameters`"
+                ));
+            }
+        }
         Ok(out)
     }
 
@@ -278,11 +303,6 @@ impl TritonFlags {
             "cache-directory",
             self.cache_directory.is_some(),
             "the local response cache is built in",
-        );
-        note(
-            "backend-config",
-            !self.backend_config.is_empty(),
-            "backend settings come from each model's config `parameters`",
         );
         let gpu_memory = "GPU and pinned memory are managed by each backend's runtime";
         note(
@@ -406,6 +426,7 @@ mod tests {
             "--pinned-memory-pool-byte-size=268435456",
             "--cuda-memory-pool-byte-size=0:67108864",
             "--backend-config=onnxruntime,enable-global-threadpool=1",
+            "--backend-config=default-max-batch-size=16",
             "--grpc-keepalive-time=10000",
             "--grpc-keepalive-timeout=2000",
             "--grpc-http2-max-pings-without-data=0",
@@ -432,6 +453,7 @@ mod tests {
         );
         assert!(r.grpc.compress_responses);
         assert!(r.grpc_tls.is_none());
+        assert_eq!(r.default_max_batch_size, Some(16));
         let flags: Vec<&str> = r
             .notes
             .iter()
@@ -441,10 +463,10 @@ mod tests {
             flags,
             [
                 "--backend-directory",
-                "--backend-config",
                 "--pinned-memory-pool-byte-size",
                 "--cuda-memory-pool-byte-size",
-                "--grpc-http2-max-pings-without-data"
+                "--grpc-http2-max-pings-without-data",
+                "--backend-config onnxruntime,enable-global-threadpool=1"
             ]
         );
     }
@@ -495,6 +517,10 @@ mod tests {
             (&["--model-namespacing=true"][..], "namespacing"),
             (&["--http-header-forward-pattern=x-.*"][..], "header"),
             (&["--model-config-name=../x"][..], "is not a config name"),
+            (
+                &["--backend-config=default-max-batch-size=-2"][..],
+                "must be a count",
+            ),
             (
                 &["--grpc-infer-response-compression-level=max"][..],
                 "none, low, medium or high",

@@ -44,6 +44,9 @@ pub struct OnnxBackend {
     env: Environment,
     library: PathBuf,
     cuda: bool,
+    /// `max_batch_size` that auto-complete gives a batching model
+    /// (`--backend-config default-max-batch-size`).
+    default_max_batch_size: i32,
 }
 
 impl OnnxBackend {
@@ -79,7 +82,14 @@ impl OnnxBackend {
             env,
             library: path,
             cuda,
+            default_max_batch_size: DEFAULT_MAX_BATCH_SIZE,
         })
+    }
+
+    /// Sets the `max_batch_size` auto-complete gives a model that can batch.
+    pub fn with_default_max_batch_size(mut self, n: i32) -> Self {
+        self.default_max_batch_size = n;
+        self
     }
 
     /// The process's ONNX Runtime environment, for sessions made outside the backend.
@@ -221,7 +231,7 @@ impl Backend for OnnxBackend {
         let path = Self::model_path(model.version_dir, cfg);
         let session = self.session(model.name, &path, &settings, Device::Cpu)?;
         let sig = Signature::of(&session)?;
-        signature::auto_complete(model.name, cfg, &sig, DEFAULT_MAX_BATCH_SIZE)
+        signature::auto_complete(model.name, cfg, &sig, self.default_max_batch_size)
     }
 
     fn instantiate(
