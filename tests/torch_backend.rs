@@ -1015,3 +1015,66 @@ fn kind_model_instances_run_where_the_module_was_saved() {
         check_response("KIND_MODEL", &got, &g.outputs, g.abs, g.rel);
     }
 }
+
+const RAGGED: &str = "  def forward(self: __torch__.despina_test.Net,
+    INPUT__0: Tensor,
+    INDEX__1: Tensor,
+    SIZES__2: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    return (torch.mul(INPUT__0, 2), torch.reshape(INDEX__1, [-1, 1]), torch.reshape(SIZES__2, [-1, 1]))
+";
+
+#[test]
+fn a_ragged_batch_is_concatenated_described_and_scattered_back() {
+    let config = r#"
+name: "ragged"
+platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ -1 ] allow_ragged_batch: true } ]
+output [
+  { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ -1 ] },
+  { name: "END__1" data_type: TYPE_FP32 dims: [ 1 ] },
+  { name: "SIZE__2" data_type: TYPE_INT32 dims: [ 1 ] }
+]
+batch_input [
+  { kind: BATCH_ACCUMULATED_ELEMENT_COUNT target_name: "INDEX__1" data_type: TYPE_FP32 source_input: "INPUT__0" },
+  { kind: BATCH_ELEMENT_COUNT target_name: "SIZES__2" data_type: TYPE_INT32 source_input: "INPUT__0" }
+]
+batch_output [ { target_name: "OUTPUT__0" kind: BATCH_SCATTER_WITH_INPUT_SHAPE source_input: "INPUT__0" } ]
+"#;
+    let (tmp, cfg) = scripted(RAGGED, config);
+    let mut inst = instantiate(tmp.path(), &cfg).unwrap();
+    let lens = [3usize, 4, 5];
+    let inputs: Vec<Tensor> = lens
+        .iter()
+        .enumerate()
+        .map(|(r, &n)| {
+            let v: Vec<f32> = (0..n).map(|i| (10 * r + i) as f32).collect();
+            f32s(vec![1, n as i64], &v)
+        })
+        .collect();
+    let reqs = inputs
+        .iter()
+        .map(|t| Req::new(vec![NamedTensor::new("INPUT__0", t.clone())]))
+        .collect();
+    let got = infer(inst.as_mut(), true, reqs);
+    let mut end = 0f32;
+    for ((got, input), &n) in got.iter().zip(&inputs).zip(&lens) {
+        let r = got.as_ref().unwrap();
+        let doubled: Vec<f32> = input
+            .values::<f32>()
+            .unwrap()
+            .iter()
+            .map(|x| 2.0 * x)
+            .collect();
+        assert_eq!(
+            r.output("OUTPUT__0").unwrap(),
+            &f32s(vec![1, n as i64], &doubled)
+        );
+        end += n as f32;
+        assert_eq!(r.output("END__1").unwrap(), &f32s(vec![1, 1], &[end]));
+        assert_eq!(
+            r.output("SIZE__2").unwrap(),
+            &Tensor::from_values(vec![1, 1], &[n as i32])
+        );
+    }
+}

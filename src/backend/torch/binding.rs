@@ -6,9 +6,11 @@
 //! else inputs bind in config order. Outputs: `<name>__<index>` if every output follows it,
 //! else config order. Sequence control inputs always use `<name>__<index>`. A `forward()`
 //! taking one `Dict(str, Tensor)` gets every input in that dictionary, keyed by name.
+//! `batch_input` targets bind like config inputs, after them in config order.
 
 use super::schema::{ArgType, ForwardSchema};
 use crate::backend::BackendError;
+use crate::backend::ragged::{self, BatchInputPlan, ScatterPlan};
 use crate::config::{ConfigExt, ModelConfig};
 use crate::proto::inference::DataType as ConfigType;
 use crate::tensor::DataType;
@@ -27,6 +29,10 @@ pub struct InputSlot {
     pub index: usize,
     /// The config `dims` and `reshape.shape`, when the config reshapes this input.
     pub reshape: Option<(Vec<i64>, Vec<i64>)>,
+    /// `allow_ragged_batch` on a batching model: fed as one 1-D concatenation.
+    pub ragged: bool,
+    /// Generated per batch (`batch_input`) instead of taken from the requests.
+    pub batch_input: Option<BatchInputPlan>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +55,8 @@ pub struct Binding {
     /// How many positional arguments `forward()` gets.
     pub arg_count: usize,
     pub outputs: Vec<OutputSlot>,
+    /// Outputs scattered by a source input's shape (`batch_output`).
+    pub scatters: Vec<ScatterPlan>,
 }
 
 /// The index of a `<name>__<index>` name: digits after the first `__`, as Triton reads it.
@@ -105,11 +113,7 @@ pub fn bind(
             "model configuration must contain at least one output, none were specified".into(),
         ));
     }
-    if !cfg.batch_input.is_empty() || !cfg.batch_output.is_empty() {
-        return Err(BackendError::Unsupported(format!(
-            "model '{model}': batch_input and batch_output are not supported by the pytorch backend"
-        )));
-    }
+    let batch_inputs = ragged::batch_inputs(cfg).map_err(BackendError::Load)?;
     let controls: Vec<&str> = match cfg.sequence_batching() {
         Some(seq) if !seq.state.is_empty() => {
             return Err(BackendError::Unsupported(format!(
@@ -122,7 +126,7 @@ pub fn bind(
     for i in &cfg.input {
         check_datatype(model, "input", &i.name, i.data_type)?;
     }
-    let wanted = cfg.input.len() + controls.len();
+    let wanted = cfg.input.len() + controls.len() + batch_inputs.len();
 
     let dict_input = match schema {
         Some(s) if s.args.len() == 1 && s.args[0].ty == ArgType::TensorDict => true,
@@ -151,14 +155,16 @@ pub fn bind(
     let arg_names: Vec<&str> = schema
         .map(|s| s.args.iter().map(|a| a.name.as_str()).collect())
         .unwrap_or_default();
-    let input_convention = if !arg_names.is_empty()
-        && cfg
-            .input
-            .iter()
-            .all(|i| arg_names.contains(&i.name.as_str()))
-    {
+    // Config inputs and batch input targets, in the order config order binds them.
+    let names: Vec<&str> = cfg
+        .input
+        .iter()
+        .map(|i| i.name.as_str())
+        .chain(batch_inputs.iter().map(|b| b.target.as_str()))
+        .collect();
+    let input_convention = if !arg_names.is_empty() && names.iter().all(|n| arg_names.contains(n)) {
         Convention::ForwardArgument
-    } else if cfg.input.iter().all(|i| named_index(&i.name).is_some()) {
+    } else if names.iter().all(|n| named_index(n).is_some()) {
         Convention::NamedIndex
     } else {
         Convention::ConfigOrder
@@ -171,19 +177,33 @@ pub fn bind(
         );
     }
 
+    let position = |pos: usize, name: &str| match input_convention {
+        Convention::ForwardArgument => arg_names.iter().position(|a| *a == name).unwrap_or(pos),
+        Convention::NamedIndex => named_index(name).unwrap_or(pos),
+        Convention::ConfigOrder => pos,
+    };
     let mut inputs = Vec::with_capacity(wanted);
     for (pos, i) in cfg.input.iter().enumerate() {
-        let index = match input_convention {
-            Convention::ForwardArgument => {
-                arg_names.iter().position(|a| *a == i.name).unwrap_or(pos)
-            }
-            Convention::NamedIndex => named_index(&i.name).unwrap_or(pos),
-            Convention::ConfigOrder => pos,
-        };
+        let ragged = i.allow_ragged_batch && cfg.max_batch_size > 0;
         inputs.push(InputSlot {
             name: i.name.clone(),
-            index,
-            reshape: reshape_of(&i.dims, i.reshape.as_ref()),
+            index: position(pos, &i.name),
+            reshape: if ragged {
+                None
+            } else {
+                reshape_of(&i.dims, i.reshape.as_ref())
+            },
+            ragged,
+            batch_input: None,
+        });
+    }
+    for (k, b) in batch_inputs.into_iter().enumerate() {
+        inputs.push(InputSlot {
+            name: b.target.clone(),
+            index: position(cfg.input.len() + k, &b.target),
+            reshape: None,
+            ragged: false,
+            batch_input: Some(b),
         });
     }
     for name in controls {
@@ -196,6 +216,8 @@ pub fn bind(
             name: name.to_string(),
             index,
             reshape: None,
+            ragged: false,
+            batch_input: None,
         });
     }
     if !dict_input {
@@ -241,6 +263,7 @@ pub fn bind(
         inputs,
         arg_count: if dict_input { 1 } else { wanted },
         outputs,
+        scatters: ragged::scatters(cfg),
     })
 }
 

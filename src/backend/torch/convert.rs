@@ -107,9 +107,19 @@ pub fn gather(
             shape[0] += t.shape[0];
         }
     }
+    copy_in(name, kind, &shape, &parts)
+}
+
+/// One CPU tensor of `shape` holding the bytes of `parts` one after the other.
+fn copy_in(
+    name: &str,
+    kind: Kind,
+    shape: &[i64],
+    parts: &[&Tensor],
+) -> Result<tch::Tensor, BackendError> {
     let elem = kind.elt_size_in_bytes();
     let mut total = 0usize;
-    for t in &parts {
+    for t in parts {
         let want = element_count(&t.shape).and_then(|n| n.checked_mul(elem));
         if want != Some(t.data.len()) {
             return Err(BackendError::Invalid(format!(
@@ -120,7 +130,7 @@ pub fn gather(
         }
         total += t.data.len();
     }
-    let tensor = tch::Tensor::f_empty(shape.as_slice(), (kind, Device::Cpu))
+    let tensor = tch::Tensor::f_empty(shape, (kind, Device::Cpu))
         .map_err(|e| BackendError::Internal(torch_message(&e)))?;
     if total > 0 {
         if tensor.numel() * elem != total || !tensor.is_contiguous() {
@@ -131,12 +141,23 @@ pub fn gather(
         // SAFETY: a fresh contiguous CPU tensor of `total` bytes that nothing else references.
         let dst = unsafe { std::slice::from_raw_parts_mut(tensor.data_ptr() as *mut u8, total) };
         let mut off = 0;
-        for t in &parts {
+        for t in parts {
             dst[off..off + t.data.len()].copy_from_slice(&t.data);
             off += t.data.len();
         }
     }
     Ok(tensor)
+}
+
+/// A tensor built here (a ragged concatenation, a batch input) as a libtorch tensor.
+pub fn to_torch(name: &str, t: &Tensor) -> Result<tch::Tensor, BackendError> {
+    let kind = kind_of(t.datatype).ok_or_else(|| {
+        BackendError::Invalid(format!(
+            "input '{name}' has datatype {}, which the pytorch backend does not support",
+            t.datatype.wire_name()
+        ))
+    })?;
+    copy_in(name, kind, &t.shape, &[t])
 }
 
 /// Copies a tensor the model returned into despina's form.

@@ -5,7 +5,7 @@ use tch::{CModule, Device, IValue};
 use super::binding::{Binding, resolve_reshape};
 use super::convert::{self, kind_name, torch_message};
 use super::params::Params;
-use crate::backend::{BackendError, ExecTimer, Instance, Rows, split_rows};
+use crate::backend::{BackendError, ExecTimer, Instance, Rows, ragged, split_rows};
 use crate::request::{InferRequest, InferResponse, NamedTensor};
 use crate::status::Status;
 use crate::tensor::Tensor;
@@ -56,8 +56,17 @@ impl TorchInstance {
     fn inputs(&self, group: &[InferRequest]) -> Result<Vec<IValue>, BackendError> {
         let mut slots: Vec<Option<IValue>> = (0..self.binding.arg_count).map(|_| None).collect();
         let mut dict = Vec::new();
+        let invalid = |s: Status| BackendError::Invalid(s.message);
         for slot in &self.binding.inputs {
-            let mut t = convert::gather(group, &slot.name, self.batched)?;
+            let mut t = if let Some(plan) = &slot.batch_input {
+                let t = ragged::batch_input(plan, group, self.batched).map_err(invalid)?;
+                convert::to_torch(&slot.name, &t)?
+            } else if slot.ragged {
+                let t = ragged::concat_flat(group, &slot.name).map_err(invalid)?;
+                convert::to_torch(&slot.name, &t)?
+            } else {
+                convert::gather(group, &slot.name, self.batched)?
+            };
             if let Some((dims, reshape)) = &slot.reshape {
                 let size = t.size();
                 let skip = usize::from(self.batched);
@@ -161,10 +170,17 @@ impl TorchInstance {
             }
             let mut tensor = convert::extract(t)
                 .map_err(|m| BackendError::Internal(format!("output '{}': {m}", slot.name)))?;
-            if let Some((reshape, dims)) = &slot.reshape {
+            let scatter = self.binding.scatters.iter().find(|s| s.output == slot.name);
+            if let Some((reshape, dims)) = slot.reshape.as_ref().filter(|_| scatter.is_none()) {
                 tensor = self.report_shape(tensor, &slot.name, reshape, dims)?;
             }
-            let parts = if self.batched {
+            let internal = |s: Status| {
+                BackendError::Internal(format!("output '{}': {}", slot.name, s.message))
+            };
+            let parts = if let Some(plan) = scatter {
+                let shapes = ragged::scatter_shapes(plan, group, self.batched).map_err(internal)?;
+                ragged::scatter(&tensor, &shapes).map_err(internal)?
+            } else if self.batched {
                 split_rows(&tensor, &rows).map_err(|s| {
                     BackendError::Internal(format!("output '{}': {}", slot.name, s.message))
                 })?
@@ -209,7 +225,7 @@ impl Instance for TorchInstance {
     fn execute(&mut self, mut batch: Vec<InferRequest>, timer: &mut ExecTimer) {
         // One forward() for the whole batch when it can be one tensor per input; requests
         // of a model that does not batch, or of unequal shapes, run one by one.
-        let together = self.batched && batch.len() > 1 && uniform(&batch);
+        let together = self.batched && batch.len() > 1 && uniform(&batch, &self.binding);
         if together || batch.len() == 1 {
             let answers = self.run(&batch, Some(timer));
             answer(&mut batch, answers);
@@ -222,16 +238,19 @@ impl Instance for TorchInstance {
     }
 }
 
-/// Whether every request has the same non-batch shape and datatype for each input.
-fn uniform(batch: &[InferRequest]) -> bool {
+/// Whether every request has the same datatype for each input, and the same non-batch
+/// shape unless the input is ragged.
+fn uniform(batch: &[InferRequest], binding: &Binding) -> bool {
     let Some(first) = batch.first() else {
         return true;
     };
+    let ragged = |name: &str| binding.inputs.iter().any(|s| s.ragged && s.name == name);
     batch[1..].iter().all(|r| {
         r.inputs.len() == first.inputs.len()
             && first.inputs.iter().all(|a| {
                 r.input(&a.name).is_some_and(|b| {
-                    b.datatype == a.tensor.datatype && b.shape.get(1..) == a.tensor.shape.get(1..)
+                    b.datatype == a.tensor.datatype
+                        && (ragged(&a.name) || b.shape.get(1..) == a.tensor.shape.get(1..))
                 })
             })
     })
