@@ -288,6 +288,36 @@ mod tests {
     }
 
     #[test]
+    fn only_successful_final_answers_are_stored() {
+        use crate::request::CacheFill;
+        use crate::stats::ModelStats;
+        use crate::status::Status;
+        let cache = std::sync::Arc::new(ResponseCache::new(1 << 20));
+        let stats = std::sync::Arc::new(ModelStats::default());
+        let fill = |key| CacheFill {
+            cache: cache.clone(),
+            key,
+            stats: stats.clone(),
+            lookup: Duration::from_micros(3),
+        };
+        let (mut ok, _rx_ok) = InferRequest::new("a".into(), vec![]);
+        ok.responder.attach_cache(fill(1));
+        ok.responder.respond(response(10));
+        let (mut failed, _rx_failed) = InferRequest::new("b".into(), vec![]);
+        failed.responder.attach_cache(fill(2));
+        failed.responder.fail(Status::internal("boom"));
+        let (dropped, _rx_dropped) = InferRequest::new("c".into(), vec![]);
+        let mut dropped = dropped;
+        dropped.responder.attach_cache(fill(3));
+        drop(dropped);
+        assert_eq!(cache.get(1), Some(response(10)));
+        assert!(cache.get(2).is_none() && cache.get(3).is_none());
+        // Every miss is counted, with at least the lookup time.
+        assert_eq!(stats.cache_miss.count(), 3);
+        assert!(stats.cache_miss.ns() >= 9_000);
+    }
+
+    #[test]
     fn cache_flags() {
         let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(parse_cache_config(&[], None), Ok(None));
