@@ -16,6 +16,9 @@ GOOD = {
     "onnx_ragged": "ragged INPUT0 FP32 (allow_ragged_batch) with batch inputs INDEX (accumulated element "
                    "count, FP32) and SIZES (element count, INT32): OUTPUT0 = 2 * INPUT0 scattered by "
                    "INPUT0's shape, END/SIZE = INDEX/SIZES one row per request",
+    "onnx_state_accumulate": "sequence model with implicit state INPUT_STATE/OUTPUT_STATE (INT32 [1], "
+                             "initial state 100 from initial_state/hundred): OUTPUT = OUTPUT_STATE = "
+                             "INPUT + INPUT_STATE, a running sum per sequence",
     "onnx_autocomplete": "no config.pbtxt: OUTPUT0 = INPUT0 * float(INPUT1), OUTPUT1 = sum(INPUT1) over axis 1",
     "onnx_autocomplete_nobatch": "no config.pbtxt: OUTPUT0 = transpose(INPUT0), fixed shapes [3,4] -> [4,3]",
     "torch_multi_dtype": "TorchScript, 4 inputs (FP32, INT64, BOOL, UINT8) and 4 outputs (FP64, INT32, BOOL, FP16)",

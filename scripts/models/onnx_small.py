@@ -381,4 +381,39 @@ def gen_ragged():
     return path
 
 
-ALL = [gen_simple, gen_mlp, gen_identities, gen_variable_seq, gen_autocomplete, gen_ragged]
+def state_model():
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["INPUT", "INPUT_STATE"], ["OUTPUT"], name="sum"),
+            helper.make_node("Identity", ["OUTPUT"], ["OUTPUT_STATE"], name="keep"),
+        ],
+        "state_accumulate",
+        [value_info("INPUT", "INT32", ["batch", 1]), value_info("INPUT_STATE", "INT32", ["batch", 1])],
+        [value_info("OUTPUT", "INT32", ["batch", 1]), value_info("OUTPUT_STATE", "INT32", ["batch", 1])],
+    )
+    return make_model(graph, "implicit state accumulator: OUTPUT = OUTPUT_STATE = INPUT + INPUT_STATE")
+
+
+def gen_state_accumulate():
+    name = "onnx_state_accumulate"
+    path = save_model(state_model(), EXTRA / name / "1" / "model.onnx")
+    common.write_bytes(EXTRA / name / "initial_state" / "hundred", np.array([100], dtype="<i4").tobytes())
+    common.write_text(
+        EXTRA / name / "config.pbtxt",
+        config_text(name, [("INPUT", "INT32", [1])], [("OUTPUT", "INT32", [1])],
+                    max_batch_size=8, platform="onnxruntime_onnx",
+                    extra="\n".join([
+                        "sequence_batching {",
+                        "  max_sequence_idle_microseconds: 5000000",
+                        "  state [ {",
+                        '    input_name: "INPUT_STATE" output_name: "OUTPUT_STATE" data_type: TYPE_INT32 dims: [ 1 ]',
+                        '    initial_state: { data_type: TYPE_INT32 dims: [ 1 ] data_file: "hundred" name: "hundred" }',
+                        "  } ]",
+                        "}",
+                    ])),
+    )
+    return path
+
+
+ALL = [gen_simple, gen_mlp, gen_identities, gen_variable_seq, gen_autocomplete, gen_ragged,
+       gen_state_accumulate]

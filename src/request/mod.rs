@@ -182,6 +182,14 @@ pub struct Responder {
     gate: Option<Arc<Gate>>,
     order: Option<(Arc<OrderKeeper>, u64)>,
     cache: Option<CacheFill>,
+    state: Option<StateCapture>,
+}
+
+/// Keeps a sequence's output state from a request's final answer (implicit state).
+pub struct StateCapture {
+    pub states: Arc<crate::scheduler::state::SequenceStates>,
+    /// Per state, whether its output is taken out of the answer.
+    pub strip: Vec<bool>,
 }
 
 /// Stores a request's successful answer in the response cache after a miss.
@@ -285,6 +293,7 @@ impl Responder {
             gate: None,
             order: None,
             cache: None,
+            state: None,
         }
     }
 
@@ -330,7 +339,7 @@ impl Responder {
 
     fn push(
         &mut self,
-        response: Option<Result<InferResponse, Status>>,
+        mut response: Option<Result<InferResponse, Status>>,
         last: bool,
         failure: Option<crate::status::Code>,
     ) {
@@ -338,6 +347,12 @@ impl Responder {
             return;
         }
         self.done = last;
+        if last
+            && let Some(capture) = self.state.take()
+            && let Some(Ok(r)) = &mut response
+        {
+            capture.states.capture(r, &capture.strip);
+        }
         let item = ResponseItem { response, last };
         if !last {
             // A closed receiver means the client left; the answer has nowhere to go.
@@ -374,6 +389,16 @@ impl Responder {
     /// Delivers the final answer only after those of earlier tickets of `keeper`.
     pub fn attach_order(&mut self, keeper: Arc<OrderKeeper>, ticket: u64) {
         self.order = Some((keeper, ticket));
+    }
+
+    /// Keeps the sequence's output state from this request's final answer.
+    pub fn attach_state(&mut self, capture: StateCapture) {
+        self.state = Some(capture);
+    }
+
+    /// The sequence states this request feeds and updates, if any.
+    pub fn sequence_states(&self) -> Option<Arc<crate::scheduler::state::SequenceStates>> {
+        self.state.as_ref().map(|c| c.states.clone())
     }
 
     /// Stores this request's successful final answer in the response cache.

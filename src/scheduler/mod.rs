@@ -14,6 +14,7 @@ pub mod instance;
 pub mod policy;
 pub mod queue;
 pub mod sequence;
+pub mod state;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,6 +59,7 @@ impl Scheduler {
                 let s = Arc::new(sequence::SequenceScheduler::new(
                     &files.config,
                     seq,
+                    &files.model_dir,
                     instances,
                     stats.clone(),
                 )?);

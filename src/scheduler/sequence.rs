@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::instance::BatchSource;
+use super::state::{self, SequenceStates, StateSpec};
 use crate::backend::BackendError;
 use crate::config::ModelConfig;
 use crate::proto::inference::ModelSequenceBatching;
 use crate::proto::inference::model_sequence_batching::{Control, control::Kind};
-use crate::request::{CorrelationId, InferRequest, NamedTensor};
+use crate::request::{CorrelationId, InferRequest, NamedTensor, StateCapture};
 use crate::stats::ModelStats;
 use crate::status::Status;
 use crate::tensor::{DataType, Tensor};
@@ -31,6 +32,8 @@ struct ControlInput {
 struct Slot {
     instance: usize,
     last_seen: Instant,
+    /// Implicit state values (None when the config keeps no state).
+    states: Option<Arc<SequenceStates>>,
 }
 
 #[derive(Default)]
@@ -54,6 +57,10 @@ pub struct SequenceScheduler {
     max_batch_size: usize,
     idle: Duration,
     controls: Vec<ControlInput>,
+    /// `sequence_batching.state`; empty when the model keeps no implicit state.
+    states: Arc<[StateSpec]>,
+    /// Config outputs, for whether a client may ask for an output state.
+    outputs: Vec<String>,
     stats: Arc<ModelStats>,
     state: Mutex<State>,
     ready: Vec<Condvar>,
@@ -63,6 +70,7 @@ impl SequenceScheduler {
     pub fn new(
         cfg: &ModelConfig,
         seq: &ModelSequenceBatching,
+        model_dir: &std::path::Path,
         instances: usize,
         stats: Arc<ModelStats>,
     ) -> Result<Self, BackendError> {
@@ -83,6 +91,8 @@ impl SequenceScheduler {
             max_batch_size: cfg.max_batch_size.max(1) as usize,
             idle: Duration::from_micros(idle_us),
             controls,
+            states: state::specs(seq, model_dir)?.into(),
+            outputs: cfg.output.iter().map(|o| o.name.clone()).collect(),
             stats,
             state: Mutex::new(State {
                 queues: (0..instances).map(|_| InstanceQueue::default()).collect(),
@@ -136,6 +146,7 @@ impl SequenceScheduler {
             ));
         }
         self.reap(&mut st, now);
+        let fresh = || (!self.states.is_empty()).then(|| SequenceStates::new(self.states.clone()));
         let instance = match st.sequences.get_mut(&seq.id) {
             Some(slot) if !seq.start => {
                 slot.last_seen = now;
@@ -156,10 +167,11 @@ impl SequenceScheduler {
                         req,
                     ));
                 }
-                // A new START on a live sequence restarts it where it lives.
+                // A new START on a live sequence restarts it where it lives, state and all.
                 match existing {
                     Some(slot) => {
                         slot.last_seen = now;
+                        slot.states = fresh();
                         slot.instance
                     }
                     None => {
@@ -176,6 +188,7 @@ impl SequenceScheduler {
                             Slot {
                                 instance: i,
                                 last_seen: now,
+                                states: fresh(),
                             },
                         );
                         i
@@ -183,6 +196,10 @@ impl SequenceScheduler {
                 }
             }
         };
+        if let Some(states) = st.sequences.get(&seq.id).and_then(|s| s.states.clone()) {
+            let strip = states.strip_for(&req, &self.outputs);
+            req.responder.attach_state(StateCapture { states, strip });
+        }
         if seq.end && st.sequences.remove(&seq.id).is_some() {
             st.load[instance] -= 1;
         }
@@ -270,6 +287,10 @@ impl BatchSource for SequenceScheduler {
                     } else {
                         self.stats
                             .record_queue(now.saturating_duration_since(t), now);
+                        // The state is read now: the sequence's previous request is done.
+                        if let Some(states) = r.responder.sequence_states() {
+                            states.feed(&mut r, self.batching);
+                        }
                         taken.extend(id);
                         batch.push(r);
                     }

@@ -165,7 +165,7 @@ impl OnnxInstance {
 
         let mut mask = 0u64;
         for (i, o) in plan.outputs.iter().enumerate().take(64) {
-            if batch.iter().any(|r| r.wants(&o.name)) {
+            if o.always || batch.iter().any(|r| r.wants(&o.name)) {
                 mask |= 1 << i;
             }
         }
@@ -245,7 +245,7 @@ fn answer(
             vec![t]
         };
         for ((req, answer), part) in batch.iter().zip(&mut answers).zip(parts) {
-            if req.wants(&o.name) {
+            if o.always || req.wants(&o.name) {
                 answer.push(NamedTensor::new(o.name.clone(), part));
             }
         }

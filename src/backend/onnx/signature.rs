@@ -171,6 +171,9 @@ pub struct OutputPlan {
     pub name: String,
     pub dtype: DataType,
     pub reshape: Option<Reshape>,
+    /// Computed and returned for every request (implicit state outputs, which the
+    /// sequence batcher takes back out of the answer).
+    pub always: bool,
 }
 
 /// How an instance maps requests onto the session, once the config has been checked.
@@ -280,8 +283,14 @@ pub fn validate(model: &str, cfg: &ModelConfig, sig: &Signature) -> Result<Plan,
         .unwrap_or_default();
 
     let batch_inputs = ragged::batch_inputs(cfg).map_err(load_err)?;
-    let expected =
-        cfg.input.iter().filter(|i| !i.optional).count() + controls.len() + batch_inputs.len();
+    let states = cfg
+        .sequence_batching()
+        .map(|s| s.state.as_slice())
+        .unwrap_or_default();
+    let expected = cfg.input.iter().filter(|i| !i.optional).count()
+        + controls.len()
+        + batch_inputs.len()
+        + states.len();
     if sig.inputs.len() != expected {
         let configured: BTreeSet<&str> = cfg
             .input
@@ -289,6 +298,7 @@ pub fn validate(model: &str, cfg: &ModelConfig, sig: &Signature) -> Result<Plan,
             .map(|i| i.name.as_str())
             .chain(controls.iter().copied())
             .chain(batch_inputs.iter().map(|b| b.target.as_str()))
+            .chain(states.iter().map(|s| s.input_name.as_str()))
             .collect();
         let missing: Vec<&str> = sig
             .inputs
@@ -334,9 +344,15 @@ pub fn validate(model: &str, cfg: &ModelConfig, sig: &Signature) -> Result<Plan,
     for b in &batch_inputs {
         check_batch_input(model, b, sig)?;
     }
+    let mut state_outputs = Vec::new();
+    for st in states {
+        let (input, output) = check_state(model, st, sig)?;
+        inputs.push(input);
+        state_outputs.push(output);
+    }
 
     let scatters = ragged::scatters(cfg);
-    let outputs = cfg
+    let mut outputs: Vec<OutputPlan> = cfg
         .output
         .iter()
         .map(|io| {
@@ -344,6 +360,12 @@ pub fn validate(model: &str, cfg: &ModelConfig, sig: &Signature) -> Result<Plan,
             check_output(model, mbs, io, sig, scattered)
         })
         .collect::<Result<_, _>>()?;
+    for st in state_outputs {
+        match outputs.iter_mut().find(|o| o.name == st.name) {
+            Some(listed) => listed.always = true,
+            None => outputs.push(st),
+        }
+    }
     Ok(Plan {
         batching: mbs > 0,
         inputs,
@@ -359,9 +381,6 @@ fn unsupported_features(cfg: &ModelConfig) -> Result<(), BackendError> {
             "{what} is not supported by the onnxruntime backend of this server"
         )))
     };
-    if cfg.sequence_batching().is_some_and(|s| !s.state.is_empty()) {
-        return no("implicit sequence state (sequence_batching state)");
-    }
     if let Some(i) = cfg.input.iter().find(|i| i.is_shape_tensor) {
         return no(&format!(
             "shape tensors (input '{}' is_shape_tensor)",
@@ -491,6 +510,7 @@ fn check_output(
             name: io.name.clone(),
             dtype,
             reshape: None,
+            always: false,
         });
     }
     let dims = model_side_dims(&io.dims, &io.reshape);
@@ -509,7 +529,43 @@ fn check_output(
         name: io.name.clone(),
         dtype,
         reshape,
+        always: false,
     })
+}
+
+/// An implicit state's input and output must be model tensors of the state's data type.
+fn check_state(
+    model: &str,
+    st: &crate::proto::inference::model_sequence_batching::State,
+    sig: &Signature,
+) -> Result<(InputPlan, OutputPlan), BackendError> {
+    let find = |list: &[IoInfo], name: &str, kind: &str| {
+        list.iter().find(|i| i.name == name).cloned().ok_or_else(|| {
+            load_err(format!(
+                "unable to load model '{model}', state {kind} '{name}' is not an {kind} of the model, allowed {kind}s are: {}",
+                allowed(list.iter().map(|i| i.name.clone()))
+            ))
+        })
+    };
+    let input = find(&sig.inputs, &st.input_name, "input")?;
+    let output = find(&sig.outputs, &st.output_name, "output")?;
+    let dtype = check_dtype(model, "input", &st.input_name, st.data_type, &input)?;
+    check_dtype(model, "output", &st.output_name, st.data_type, &output)?;
+    Ok((
+        InputPlan {
+            name: st.input_name.clone(),
+            dtype: Some(dtype),
+            optional: false,
+            reshape: None,
+            ragged: false,
+        },
+        OutputPlan {
+            name: st.output_name.clone(),
+            dtype,
+            reshape: None,
+            always: true,
+        },
+    ))
 }
 
 fn check_dtype(
@@ -864,6 +920,49 @@ mod tests {
         let e = validate("m", &c, &simple_sig()).unwrap_err();
         assert!(matches!(e, BackendError::Unsupported(_)), "{e}");
         assert!(e.to_string().contains("is_shape_tensor"));
+    }
+
+    #[test]
+    fn implicit_state_tensors_are_model_inputs_and_outputs() {
+        use crate::proto::inference::ModelSequenceBatching;
+        use crate::proto::inference::model_sequence_batching::State;
+        let mut c = simple_cfg();
+        c.scheduling_choice = Some(SchedulingChoice::SequenceBatching(ModelSequenceBatching {
+            state: vec![State {
+                input_name: "IN_STATE".into(),
+                output_name: "OUT_STATE".into(),
+                data_type: ConfigType::TypeInt32 as i32,
+                dims: vec![16],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }));
+        let mut sig = simple_sig();
+        let e = validate("m", &c, &sig).unwrap_err().to_string();
+        assert!(
+            e.contains("configuration expects 3 inputs, model provides 2"),
+            "{e}"
+        );
+        sig.inputs
+            .push(IoInfo::new("IN_STATE", Some(DataType::Int32), &[-1, 16]));
+        let e = validate("m", &c, &sig).unwrap_err().to_string();
+        assert!(
+            e.contains("state output 'OUT_STATE' is not an output of the model"),
+            "{e}"
+        );
+        sig.outputs
+            .push(IoInfo::new("OUT_STATE", Some(DataType::Fp32), &[-1, 16]));
+        let e = validate("m", &c, &sig).unwrap_err().to_string();
+        assert!(
+            e.contains("datatype TYPE_INT32 for output 'OUT_STATE'"),
+            "{e}"
+        );
+        sig.outputs[2].dtype = Some(DataType::Int32);
+        let plan = validate("m", &c, &sig).unwrap();
+        assert_eq!(plan.inputs[2].name, "IN_STATE");
+        let state = plan.outputs.iter().find(|o| o.name == "OUT_STATE").unwrap();
+        assert!(state.always);
+        assert!(!plan.outputs[0].always);
     }
 
     #[test]
