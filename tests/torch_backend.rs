@@ -1078,3 +1078,41 @@ batch_output [ { target_name: "OUTPUT__0" kind: BATCH_SCATTER_WITH_INPUT_SHAPE s
         );
     }
 }
+
+const ACCUMULATE: &str = "  def forward(self: __torch__.despina_test.Net,
+    INPUT__0: Tensor,
+    STATE__1: Tensor) -> Tuple[Tensor, Tensor]:
+    total = torch.add(INPUT__0, STATE__1)
+    return (total, total)
+";
+
+#[test]
+fn implicit_state_binds_and_is_always_returned() {
+    // The sequence batcher feeds STATE__1 and takes NEXT_STATE__1 back out of the answer
+    // (tested through the server with an ONNX model); here: the binding and that the
+    // instance returns the state output even to a request that did not ask for it.
+    let config = r#"
+name: "acc"
+platform: "pytorch_libtorch"
+max_batch_size: 4
+input [ { name: "INPUT__0" data_type: TYPE_INT32 dims: [ 1 ] } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_INT32 dims: [ 1 ] } ]
+sequence_batching {
+  state [ { input_name: "STATE__1" output_name: "NEXT_STATE__1" data_type: TYPE_INT32 dims: [ 1 ] } ]
+}
+"#;
+    let (tmp, cfg) = scripted(ACCUMULATE, config);
+    let mut inst = instantiate(tmp.path(), &cfg).unwrap();
+    let i32s = |v: &[i32]| Tensor::from_values(vec![v.len() as i64, 1], v);
+    let mut req = Req::new(vec![
+        NamedTensor::new("INPUT__0", i32s(&[5])),
+        NamedTensor::new("STATE__1", i32s(&[100])),
+    ]);
+    req.outputs = vec!["OUTPUT__0"];
+    let got = infer(inst.as_mut(), true, vec![req])
+        .pop()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.output("OUTPUT__0").unwrap(), &i32s(&[105]));
+    assert_eq!(got.output("NEXT_STATE__1").unwrap(), &i32s(&[105]));
+}

@@ -43,6 +43,8 @@ pub struct OutputSlot {
     pub datatype: DataType,
     /// The config `reshape.shape` and `dims`, when the config reshapes this output.
     pub reshape: Option<(Vec<i64>, Vec<i64>)>,
+    /// Returned for every request (implicit state outputs).
+    pub always: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -115,18 +117,17 @@ pub fn bind(
     }
     let batch_inputs = ragged::batch_inputs(cfg).map_err(BackendError::Load)?;
     let controls: Vec<&str> = match cfg.sequence_batching() {
-        Some(seq) if !seq.state.is_empty() => {
-            return Err(BackendError::Unsupported(format!(
-                "model '{model}': implicit state (sequence_batching.state) is not supported by the pytorch backend"
-            )));
-        }
         Some(seq) => seq.control_input.iter().map(|c| c.name.as_str()).collect(),
         None => Vec::new(),
     };
+    let states = cfg
+        .sequence_batching()
+        .map(|s| s.state.as_slice())
+        .unwrap_or_default();
     for i in &cfg.input {
         check_datatype(model, "input", &i.name, i.data_type)?;
     }
-    let wanted = cfg.input.len() + controls.len() + batch_inputs.len();
+    let wanted = cfg.input.len() + controls.len() + batch_inputs.len() + states.len();
 
     let dict_input = match schema {
         Some(s) if s.args.len() == 1 && s.args[0].ty == ArgType::TensorDict => true,
@@ -161,6 +162,7 @@ pub fn bind(
         .iter()
         .map(|i| i.name.as_str())
         .chain(batch_inputs.iter().map(|b| b.target.as_str()))
+        .chain(states.iter().map(|s| s.input_name.as_str()))
         .collect();
     let input_convention = if !arg_names.is_empty() && names.iter().all(|n| arg_names.contains(n)) {
         Convention::ForwardArgument
@@ -197,6 +199,7 @@ pub fn bind(
             batch_input: None,
         });
     }
+    let after_inputs = cfg.input.len() + batch_inputs.len();
     for (k, b) in batch_inputs.into_iter().enumerate() {
         inputs.push(InputSlot {
             name: b.target.clone(),
@@ -204,6 +207,16 @@ pub fn bind(
             reshape: None,
             ragged: false,
             batch_input: Some(b),
+        });
+    }
+    for (k, st) in states.iter().enumerate() {
+        check_datatype(model, "input", &st.input_name, st.data_type)?;
+        inputs.push(InputSlot {
+            name: st.input_name.clone(),
+            index: position(after_inputs + k, &st.input_name),
+            reshape: None,
+            ragged: false,
+            batch_input: None,
         });
     }
     for name in controls {
@@ -253,7 +266,30 @@ pub fn bind(
                 .reshape
                 .as_ref()
                 .map(|r| (r.shape.clone(), o.dims.clone())),
+            always: false,
         });
+    }
+    // Implicit state outputs: computed for every request (the sequence batcher takes them
+    // back out of the answer), after the config outputs in config order.
+    for (k, st) in states.iter().enumerate() {
+        let datatype = check_datatype(model, "output", &st.output_name, st.data_type)?;
+        match outputs.iter_mut().find(|o| o.name == st.output_name) {
+            Some(listed) => listed.always = true,
+            None => {
+                let index = match output_convention {
+                    Convention::NamedIndex => named_index(&st.output_name),
+                    _ => None,
+                }
+                .unwrap_or(cfg.output.len() + k);
+                outputs.push(OutputSlot {
+                    name: st.output_name.clone(),
+                    index,
+                    datatype,
+                    reshape: None,
+                    always: true,
+                });
+            }
+        }
     }
 
     Ok(Binding {

@@ -140,7 +140,7 @@ impl TorchInstance {
         let mut responses: Vec<InferResponse> =
             group.iter().map(|_| InferResponse::default()).collect();
         for slot in &self.binding.outputs {
-            if !group.iter().any(|r| r.wants(&slot.name)) {
+            if !slot.always && !group.iter().any(|r| r.wants(&slot.name)) {
                 continue;
             }
             let t = out.get(slot.index).ok_or_else(|| {
@@ -188,7 +188,7 @@ impl TorchInstance {
                 vec![tensor]
             };
             for ((resp, req), part) in responses.iter_mut().zip(group).zip(parts) {
-                if req.wants(&slot.name) {
+                if slot.always || req.wants(&slot.name) {
                     resp.outputs.push(NamedTensor::new(slot.name.clone(), part));
                 }
             }
