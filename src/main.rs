@@ -132,6 +132,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             response_cache,
             load_retries: args.triton.model_load_retry_count.unwrap_or(0),
             config_name: args.triton.model_config_name.clone(),
+            rate_limiter: match &triton.rate_limit_resources {
+                Some(resources) => Some(
+                    despina::scheduler::rate_limit::RateLimiter::new(resources)
+                        .map_err(anyhow::Error::msg)?,
+                ),
+                None => None,
+            },
         },
         registry,
     );

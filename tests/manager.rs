@@ -24,6 +24,7 @@ fn manager(repo: &Path) -> Arc<ModelManager> {
             response_cache: None,
             load_retries: 0,
             config_name: None,
+            rate_limiter: None,
         },
         Registry::with_builtins(),
     )

@@ -897,10 +897,13 @@ fn instances_on_their_own_threads_answer_concurrent_batches() {
         config: Arc::new(model.config.clone()),
     };
     let specs = (0..2)
-        .map(|i| InstanceSpec {
-            name: format!("mlp_{i}"),
-            kind: DeviceKind::Cpu,
-            device: -1,
+        .map(|i| {
+            let spec = InstanceSpec {
+                name: format!("mlp_{i}"),
+                kind: DeviceKind::Cpu,
+                device: -1,
+            };
+            (spec, None)
         })
         .collect();
     let (tx, rx) = mpsc::channel();

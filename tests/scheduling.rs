@@ -318,3 +318,55 @@ fn bad_metrics_config_stops_the_start_with_a_clear_error() {
         assert!(stderr.contains(says), "{flag}: {stderr}");
     }
 }
+
+/// Two models on the `fault` backend whose instances need one unit of the global resource
+/// "R" to execute.
+fn rate_limited_models(repo: &Path) {
+    for name in ["first", "second"] {
+        model(repo, name, 1, 4, "");
+        let cfg = repo.join(name).join("config.pbtxt");
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            "instance_group [ { count: 1 kind: KIND_CPU } ]",
+            "instance_group [ { count: 1 kind: KIND_CPU rate_limiter { resources [ { name: \"R\" global: true count: 1 } ] } } ]",
+        );
+        std::fs::write(cfg, text).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limiter_lets_one_model_at_a_time_hold_a_resource() {
+    let repo = tempfile::tempdir().unwrap();
+    rate_limited_models(repo.path());
+    let server = TestServer::start(repo.path(), &["--rate-limit=execution_count"]);
+    let c = GrpcInferenceServiceClient::connect(server.grpc_url())
+        .await
+        .unwrap();
+    // Each sleeps 300 ms; with one unit of R they cannot run at the same time.
+    let (a, b) = (send(&c, "first", 300, &[]), send(&c, "second", 300, &[]));
+    let ((ra, ta), (rb, tb)) = (a.await.unwrap(), b.await.unwrap());
+    assert_eq!((ra, rb), (Ok(300), Ok(300)));
+    let gap = if ta > tb { ta - tb } else { tb - ta };
+    assert!(
+        gap >= Duration::from_millis(250),
+        "both ran at once: {gap:?} apart"
+    );
+}
+
+#[test]
+fn a_resource_count_below_an_instances_need_fails_its_load() {
+    let repo = tempfile::tempdir().unwrap();
+    rate_limited_models(repo.path());
+    let server = TestServer::start(
+        repo.path(),
+        &[
+            "--rate-limit=execution_count",
+            "--rate-limit-resource=R:0",
+            "--exit-on-error=false",
+        ],
+    );
+    let index = common::http_text(&server.http, "POST", "/v2/repository/index");
+    assert!(
+        index.contains("resource count for 'R' is limited to 0"),
+        "{index}"
+    );
+}

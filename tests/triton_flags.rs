@@ -101,7 +101,7 @@ fn services_despina_lacks_stop_the_start_with_the_reason() {
             "--allow-sagemaker=true",
             "--allow-sagemaker (the SageMaker endpoint) is not available in despina",
         ),
-        ("--rate-limit=execution_count", "the rate limiter"),
+        ("--rate-limit=fastest", "expected off or execution_count"),
         (
             "--grpc-use-ssl=true",
             "--grpc-use-ssl needs --grpc-server-cert and --grpc-server-key",

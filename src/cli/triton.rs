@@ -122,10 +122,12 @@ pub struct TritonFlags {
     pub vertex_ai_thread_count: Option<String>,
     #[arg(long, value_name = "MODEL")]
     pub vertex_ai_default_model: Option<String>,
-    /// off (the only mode here) or execution_count.
+    /// off, or execution_count: instances execute only while holding the resources their
+    /// instance group's `rate_limiter` names.
     #[arg(long, value_name = "MODE")]
     pub rate_limit: Option<String>,
-    #[arg(long, value_name = "NAME:COUNT:DEVICE")]
+    /// A resource's count, `<name>:<count>[:<device>]` (default: the most any instance needs).
+    #[arg(long, value_name = "NAME:COUNT[:DEVICE]")]
     pub rate_limit_resource: Vec<String>,
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value_t = false)]
     pub model_namespacing: bool,
@@ -178,6 +180,8 @@ pub struct Resolved {
     pub grpc_tls: Option<GrpcTls>,
     /// `--backend-config [onnxruntime,]default-max-batch-size=N`.
     pub default_max_batch_size: Option<i32>,
+    /// `--rate-limit=execution_count`: the `--rate-limit-resource` values.
+    pub rate_limit_resources: Option<Vec<String>>,
     /// One line per accepted flag that changes nothing here, for the log.
     pub notes: Vec<String>,
 }
@@ -231,6 +235,23 @@ impl TritonFlags {
             });
         }
         out.notes = self.notes();
+        match self.rate_limit.as_deref() {
+            None | Some("off") => {
+                if !self.rate_limit_resource.is_empty() {
+                    out.notes.push(
+                        "--rate-limit-resource: accepted, nothing to do here: the rate limiter is off (--rate-limit=execution_count turns it on)".into(),
+                    );
+                }
+            }
+            Some("execution_count") => {
+                out.rate_limit_resources = Some(self.rate_limit_resource.clone());
+            }
+            Some(other) => {
+                return Err(format!(
+                    "--rate-limit '{other}': expected off or execution_count"
+                ));
+            }
+        }
         for flag in &self.backend_config {
             let (backend, setting) = match flag.split_once(',') {
                 Some((b, s)) if !b.contains('=') => (Some(b), s),
@@ -264,12 +285,6 @@ impl TritonFlags {
         }
         if self.allow_vertex_ai {
             return refuse("--allow-vertex-ai (the Vertex AI endpoint)");
-        }
-        if self.rate_limit.as_deref().is_some_and(|m| m != "off") {
-            return refuse("--rate-limit=execution_count (the rate limiter; 'off' is accepted)");
-        }
-        if !self.rate_limit_resource.is_empty() {
-            return refuse("--rate-limit-resource (the rate limiter)");
         }
         if self.model_namespacing {
             return refuse("--model-namespacing (models of the same name in several repositories)");
@@ -513,7 +528,10 @@ mod tests {
         for (args, says) in [
             (&["--allow-sagemaker=true"][..], "SageMaker"),
             (&["--allow-vertex-ai"][..], "Vertex AI"),
-            (&["--rate-limit=execution_count"][..], "rate limiter"),
+            (
+                &["--rate-limit=fastest"][..],
+                "expected off or execution_count",
+            ),
             (&["--model-namespacing=true"][..], "namespacing"),
             (&["--http-header-forward-pattern=x-.*"][..], "header"),
             (&["--model-config-name=../x"][..], "is not a config name"),

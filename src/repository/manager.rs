@@ -52,6 +52,8 @@ pub struct ManagerConfig {
     pub load_retries: u32,
     /// Triton's `--model-config-name`: use `<model>/configs/<name>.pbtxt` where present.
     pub config_name: Option<String>,
+    /// `--rate-limit=execution_count`: instances hold their group's resources while executing.
+    pub rate_limiter: Option<Arc<crate::scheduler::rate_limit::RateLimiter>>,
 }
 
 /// A model's state for the repository index, per version.

@@ -9,6 +9,7 @@ use super::manager::ManagerConfig;
 use crate::backend::{DeviceKind, InstanceSpec, Registry};
 use crate::cache::ResponseCache;
 use crate::config::{ConfigExt, ModelConfig};
+use crate::proto::inference::ModelRateLimiter;
 use crate::proto::inference::model_instance_group::Kind as GroupKind;
 use crate::proto::inference::model_warmup::input::InputDataType;
 use crate::request::validate::{ModelIo, validate};
@@ -16,6 +17,7 @@ use crate::request::{CacheFill, InferRequest, NamedTensor};
 use crate::scheduler::Scheduler;
 use crate::scheduler::ensemble::Submit;
 use crate::scheduler::instance::ModelFiles;
+use crate::scheduler::rate_limit::{Limit, Needs, RateLimiter};
 use crate::stats::ModelStats;
 use crate::status::Status;
 use crate::tensor::{DataType, Tensor, element_count};
@@ -125,6 +127,7 @@ impl ModelVersion {
                 .resolve(&cfg.backend)
                 .map_err(Status::unsupported)?;
             let specs = instance_specs(&cfg, options.gpu_count)?;
+            let specs = rate_limits(&cfg, specs, options.rate_limiter.as_ref())?;
             Scheduler::start(backend, &files, specs, stats.clone()).map_err(Status::from)?
         };
         let version = ModelVersion {
@@ -249,7 +252,42 @@ fn warmup_data(
 }
 
 /// Expands `instance_group` into one spec per instance.
-pub fn instance_specs(cfg: &ModelConfig, gpu_count: usize) -> Result<Vec<InstanceSpec>, Status> {
+/// Ties each instance to the rate limiter by its group's `rate_limiter`, when the server
+/// limits (`--rate-limit=execution_count`).
+fn rate_limits(
+    cfg: &ModelConfig,
+    specs: Vec<(InstanceSpec, Option<ModelRateLimiter>)>,
+    limiter: Option<&Arc<RateLimiter>>,
+) -> Result<Vec<(InstanceSpec, Option<Limit>)>, Status> {
+    specs
+        .into_iter()
+        .map(|(spec, rl)| {
+            let limit = match (limiter, rl) {
+                (Some(limiter), Some(rl)) => {
+                    let needs = Needs::from_config(&rl, spec.device);
+                    limiter.register(&needs).map_err(|e| {
+                        Status::invalid_arg(format!(
+                            "instance {} of model {}: {e}",
+                            spec.name, cfg.name
+                        ))
+                    })?;
+                    Some(Limit {
+                        limiter: limiter.clone(),
+                        needs,
+                    })
+                }
+                _ => None,
+            };
+            Ok((spec, limit))
+        })
+        .collect()
+}
+
+/// The instances of `cfg`'s groups, each with its group's rate limiter settings.
+pub fn instance_specs(
+    cfg: &ModelConfig,
+    gpu_count: usize,
+) -> Result<Vec<(InstanceSpec, Option<ModelRateLimiter>)>, Status> {
     let mut specs = Vec::new();
     let groups = if cfg.instance_group.is_empty() {
         vec![crate::proto::inference::ModelInstanceGroup {
@@ -285,11 +323,14 @@ pub fn instance_specs(cfg: &ModelConfig, gpu_count: usize) -> Result<Vec<Instanc
         }
         for device in devices {
             for i in 0..count {
-                specs.push(InstanceSpec {
-                    name: format!("{group}_{i}"),
-                    kind,
-                    device,
-                });
+                specs.push((
+                    InstanceSpec {
+                        name: format!("{group}_{i}"),
+                        kind,
+                        device,
+                    },
+                    g.rate_limiter.clone(),
+                ));
             }
         }
     }

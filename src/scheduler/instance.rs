@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+use super::rate_limit::{Limit, Share};
 use crate::backend::{Backend, BackendError, ExecTimer, Instance, InstanceSpec, ModelContext};
 use crate::config::ModelConfig;
 use crate::request::InferRequest;
@@ -49,18 +50,19 @@ impl ModelFiles {
 pub fn start(
     backend: Arc<dyn Backend>,
     files: &ModelFiles,
-    specs: Vec<InstanceSpec>,
+    specs: Vec<(InstanceSpec, Option<Limit>)>,
     source: Arc<dyn BatchSource>,
     stats: Arc<ModelStats>,
 ) -> (Vec<JoinHandle<()>>, Result<(), BackendError>) {
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut handles = Vec::with_capacity(specs.len());
     let count = specs.len();
-    for (index, spec) in specs.into_iter().enumerate() {
+    for (index, (spec, limit)) in specs.into_iter().enumerate() {
         let ctx = Worker {
             backend: backend.clone(),
             files: files.clone(),
             spec,
+            limit,
             index,
             source: source.clone(),
             stats: stats.clone(),
@@ -107,6 +109,8 @@ struct Worker {
     backend: Arc<dyn Backend>,
     files: ModelFiles,
     spec: InstanceSpec,
+    /// Resources to hold while executing (`--rate-limit=execution_count`).
+    limit: Option<Limit>,
     index: usize,
     source: Arc<dyn BatchSource>,
     stats: Arc<ModelStats>,
@@ -138,10 +142,16 @@ impl Worker {
             }
         };
         drop(ready);
+        let mut share = Share::default();
         while let Some(mut batch) = self.source.next_batch(self.index) {
             if batch.is_empty() {
                 continue;
             }
+            // Held for the execution only, so an idle instance blocks no one.
+            let permit = self
+                .limit
+                .as_ref()
+                .map(|l| l.limiter.acquire(&l.needs, &mut share));
             let gate = crate::request::Gate::closed();
             for r in &mut batch {
                 r.responder.attach_gate(gate.clone());
@@ -153,6 +163,7 @@ impl Worker {
             let mut timer = ExecTimer::start();
             self.stats.executing_add(requests as i64);
             let outcome = catch_unwind(AssertUnwindSafe(|| instance.execute(batch, &mut timer)));
+            drop(permit);
             self.stats.executing_add(-(requests as i64));
             self.stats.record_execution(requests, rows, timer.finish());
             traces.iter().for_each(|t| t.mark("COMPUTE_END"));

@@ -13,6 +13,7 @@ pub mod ensemble;
 pub mod instance;
 pub mod policy;
 pub mod queue;
+pub mod rate_limit;
 pub mod sequence;
 pub mod state;
 
@@ -50,7 +51,7 @@ impl Scheduler {
     pub fn start(
         backend: Arc<dyn Backend>,
         files: &ModelFiles,
-        specs: Vec<InstanceSpec>,
+        specs: Vec<(InstanceSpec, Option<rate_limit::Limit>)>,
         stats: Arc<ModelStats>,
     ) -> Result<Scheduler, BackendError> {
         let instances = specs.len();
