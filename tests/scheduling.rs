@@ -370,3 +370,81 @@ fn a_resource_count_below_an_instances_need_fails_its_load() {
         "{index}"
     );
 }
+
+/// A START request for sequence `id` on the `sequence` backend's running-sum model.
+fn sequence_start(model: &str, id: i64, value: i32) -> pb::ModelInferRequest {
+    use pb::infer_parameter::ParameterChoice as P;
+    let param = |p| pb::InferParameter {
+        parameter_choice: Some(p),
+    };
+    pb::ModelInferRequest {
+        model_name: model.into(),
+        inputs: vec![pb::model_infer_request::InferInputTensor {
+            name: "INPUT".into(),
+            datatype: "INT32".into(),
+            shape: vec![1, 1],
+            ..Default::default()
+        }],
+        raw_input_contents: vec![value.to_le_bytes().to_vec().into()],
+        parameters: [
+            ("sequence_id".to_string(), param(P::Int64Param(id))),
+            ("sequence_start".to_string(), param(P::BoolParam(true))),
+        ]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oldest_strategy_waits_its_queue_delay_for_other_sequences() {
+    let repo = tempfile::tempdir().unwrap();
+    let dir = repo.path().join("acc");
+    std::fs::create_dir_all(dir.join("1")).unwrap();
+    std::fs::write(
+        dir.join("config.pbtxt"),
+        r#"backend: "sequence"
+max_batch_size: 4
+sequence_batching {
+  oldest { max_candidate_sequences: 8 preferred_batch_size: [ 3 ] max_queue_delay_microseconds: 400000 }
+  control_input [ { name: "START" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [ 0, 1 ] } ] } ]
+}
+input [ { name: "INPUT" data_type: TYPE_INT32 dims: [ 1 ] } ]
+output [ { name: "OUTPUT" data_type: TYPE_INT32 dims: [ 1 ] } ]
+"#,
+    )
+    .unwrap();
+    let server = TestServer::start(repo.path(), &[]);
+    let c = GrpcInferenceServiceClient::connect(server.grpc_url())
+        .await
+        .unwrap();
+    // Three sequences start 50 ms apart: the first waits for the other two.
+    let mut tasks = Vec::new();
+    for id in 1..=3i64 {
+        let mut c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50 * (id as u64 - 1))).await;
+            let r = c
+                .model_infer(sequence_start("acc", id, id as i32 * 10))
+                .await;
+            let out = r.unwrap().into_inner().raw_output_contents[0].clone();
+            i32::from_le_bytes(out[..4].try_into().unwrap())
+        }));
+    }
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.unwrap());
+    }
+    assert_eq!(got, vec![10, 20, 30]);
+    let mut c = c;
+    let stats = c
+        .model_statistics(pb::ModelStatisticsRequest {
+            name: "acc".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let m = &stats.model_stats[0];
+    assert_eq!((m.inference_count, m.execution_count), (3, 1));
+}

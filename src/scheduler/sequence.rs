@@ -14,7 +14,7 @@ use super::state::{self, SequenceStates, StateSpec};
 use crate::backend::BackendError;
 use crate::config::ModelConfig;
 use crate::proto::inference::ModelSequenceBatching;
-use crate::proto::inference::model_sequence_batching::{Control, control::Kind};
+use crate::proto::inference::model_sequence_batching::{Control, StrategyChoice, control::Kind};
 use crate::request::{CorrelationId, InferRequest, NamedTensor, StateCapture};
 use crate::stats::ModelStats;
 use crate::status::Status;
@@ -55,6 +55,10 @@ pub struct SequenceScheduler {
     model: String,
     batching: bool,
     max_batch_size: usize,
+    /// The strategy's `max_queue_delay_microseconds`: how long a batch may wait to reach
+    /// `target` sequences (0: run what is there).
+    delay: Duration,
+    target: usize,
     idle: Duration,
     controls: Vec<ControlInput>,
     /// `sequence_batching.state`; empty when the model keeps no implicit state.
@@ -85,10 +89,27 @@ impl SequenceScheduler {
         } else {
             seq.max_sequence_idle_microseconds
         };
+        let max_batch_size = cfg.max_batch_size.max(1) as usize;
+        let (delay_us, target) = match &seq.strategy_choice {
+            Some(StrategyChoice::Oldest(o)) => (
+                o.max_queue_delay_microseconds,
+                // The largest preferred size that fits, as the dynamic batcher aims for.
+                o.preferred_batch_size
+                    .iter()
+                    .map(|&p| p.max(1) as usize)
+                    .filter(|&p| p <= max_batch_size)
+                    .max()
+                    .unwrap_or(max_batch_size),
+            ),
+            Some(StrategyChoice::Direct(d)) => (d.max_queue_delay_microseconds, max_batch_size),
+            None => (0, max_batch_size),
+        };
         Ok(SequenceScheduler {
             model: cfg.name.clone(),
             batching: cfg.max_batch_size > 0,
-            max_batch_size: cfg.max_batch_size.max(1) as usize,
+            max_batch_size,
+            delay: Duration::from_micros(delay_us),
+            target,
             idle: Duration::from_micros(idle_us),
             controls,
             states: state::specs(seq, model_dir)?.into(),
@@ -252,6 +273,22 @@ impl SequenceScheduler {
         }
     }
 
+    /// How many sequences have a request waiting, at most `target` counted.
+    fn distinct_sequences(&self, q: &VecDeque<(InferRequest, Instant)>) -> usize {
+        let mut seen: Vec<&CorrelationId> = Vec::new();
+        for (r, _) in q {
+            if let Some(s) = &r.sequence
+                && !seen.contains(&&s.id)
+            {
+                seen.push(&s.id);
+                if seen.len() >= self.target {
+                    break;
+                }
+            }
+        }
+        seen.len()
+    }
+
     pub fn queued(&self) -> usize {
         self.state.lock().queues.iter().map(|q| q.items.len()).sum()
     }
@@ -271,6 +308,16 @@ impl BatchSource for SequenceScheduler {
             let q = &mut st.queues[index].items;
             if !q.is_empty() {
                 let now = Instant::now();
+                // Give other sequences until the oldest request's delay is up to join.
+                if !self.delay.is_zero() && !st.closed {
+                    let q = &st.queues[index].items;
+                    let deadline = q.iter().map(|(_, t)| *t).min().unwrap_or(now) + self.delay;
+                    if now < deadline && self.distinct_sequences(q) < self.target {
+                        self.ready[index].wait_until(&mut st, deadline);
+                        continue;
+                    }
+                }
+                let q = &mut st.queues[index].items;
                 let mut batch = Vec::new();
                 let mut taken: Vec<CorrelationId> = Vec::new();
                 let mut rest = VecDeque::with_capacity(q.len());
