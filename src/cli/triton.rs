@@ -16,14 +16,19 @@ pub struct TritonFlags {
     pub id: Option<String>,
 
     // gRPC TLS, Triton's spelling (gRPC only; --tls-cert covers both ports).
+    /// TLS on the gRPC port alone (needs --grpc-server-cert and --grpc-server-key).
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value_t = false)]
     pub grpc_use_ssl: bool,
+    /// Mutual TLS on the gRPC port alone (also needs --grpc-root-cert).
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value_t = false)]
     pub grpc_use_ssl_mutual: bool,
+    /// PEM certificate (chain) for --grpc-use-ssl.
     #[arg(long, value_name = "PEM")]
     pub grpc_server_cert: Option<PathBuf>,
+    /// PEM private key for --grpc-use-ssl.
     #[arg(long, value_name = "PEM")]
     pub grpc_server_key: Option<PathBuf>,
+    /// PEM CA that client certificates must chain to (--grpc-use-ssl-mutual).
     #[arg(long, value_name = "PEM")]
     pub grpc_root_cert: Option<PathBuf>,
 
@@ -39,16 +44,22 @@ pub struct TritonFlags {
     /// none, low, medium or high: any level but none gzips responses for clients that accept it.
     #[arg(long, value_name = "LEVEL")]
     pub grpc_infer_response_compression_level: Option<String>,
+    /// Accepted; the HTTP/2 stack answers pings itself.
     #[arg(long, value_name = "BOOL")]
     pub grpc_keepalive_permit_without_calls: Option<String>,
+    /// Accepted; the HTTP/2 stack answers pings itself.
     #[arg(long, value_name = "N")]
     pub grpc_http2_max_pings_without_data: Option<String>,
+    /// Accepted; the HTTP/2 stack answers pings itself.
     #[arg(long, value_name = "MS")]
     pub grpc_http2_min_recv_ping_interval_without_data: Option<String>,
+    /// Accepted; the HTTP/2 stack answers pings itself.
     #[arg(long, value_name = "N")]
     pub grpc_http2_max_ping_strikes: Option<String>,
+    /// Accepted; an aged connection closes after its requests finish.
     #[arg(long, value_name = "MS")]
     pub grpc_max_connection_age_grace: Option<String>,
+    /// Accepted; responses are not pooled.
     #[arg(long, value_name = "N")]
     pub grpc_infer_allocation_pool_size: Option<String>,
 
@@ -64,62 +75,89 @@ pub struct TritonFlags {
     pub model_load_retry_count: Option<u32>,
 
     // The trace flags Triton had before --trace-config.
+    /// Old spelling of --trace-config file=PATH.
     #[arg(long, value_name = "PATH")]
     pub trace_file: Option<String>,
+    /// Old spelling of --trace-config level=LEVEL (repeatable).
     #[arg(long, value_name = "LEVEL")]
     pub trace_level: Vec<String>,
+    /// Old spelling of --trace-config rate=N.
     #[arg(long, value_name = "N")]
     pub trace_rate: Option<String>,
+    /// Old spelling of --trace-config count=N.
     #[arg(long, value_name = "N")]
     pub trace_count: Option<String>,
+    /// Old spelling of --trace-config log-frequency=N.
     #[arg(long, value_name = "N")]
     pub trace_log_frequency: Option<String>,
 
     // Nothing to act on here: accepted, each with a note in the log.
+    /// Accepted; despina's backends are built in.
     #[arg(long, value_name = "PATH")]
     pub backend_directory: Option<String>,
+    /// Accepted; there are no repository agents.
     #[arg(long, value_name = "PATH")]
     pub repoagent_directory: Option<String>,
+    /// Accepted; the local response cache is built in.
     #[arg(long, value_name = "PATH")]
     pub cache_directory: Option<String>,
+    /// `[backend,]setting=value`: default-max-batch-size is used, other settings are noted.
     #[arg(long, value_name = "BACKEND,SETTING=VALUE")]
     pub backend_config: Vec<String>,
+    /// Accepted; memory is managed by each backend's runtime.
     #[arg(long, value_name = "BYTES")]
     pub pinned_memory_pool_byte_size: Option<String>,
+    /// Accepted; memory is managed by each backend's runtime.
     #[arg(long, value_name = "GPU:BYTES")]
     pub cuda_memory_pool_byte_size: Vec<String>,
+    /// Accepted; memory is managed by each backend's runtime.
     #[arg(long, value_name = "GPU:BYTES")]
     pub cuda_virtual_address_size: Vec<String>,
+    /// Accepted; GPUs are used as their runtime finds them.
     #[arg(long, value_name = "CAPABILITY")]
     pub min_supported_compute_capability: Option<String>,
+    /// Accepted; memory is managed by each backend's runtime.
     #[arg(long, value_name = "BOOL")]
     pub enable_peer_access: Option<String>,
+    /// Accepted; instances are not pinned to NUMA nodes.
     #[arg(long, value_name = "POLICY")]
     pub host_policy: Vec<String>,
+    /// Accepted; memory is managed by each backend's runtime.
     #[arg(long, value_name = "GPU:FRACTION")]
     pub model_load_gpu_limit: Vec<String>,
+    /// Accepted; one async runtime serves every connection.
     #[arg(long, value_name = "N")]
     pub http_thread_count: Option<String>,
+    /// Accepted; each version loads on its own thread.
     #[arg(long, value_name = "N")]
     pub model_load_thread_count: Option<String>,
+    /// Accepted; there is no buffer manager.
     #[arg(long, value_name = "N")]
     pub buffer_manager_thread_count: Option<String>,
 
     // Services and features despina does not have: refused when switched on.
+    /// Refused when true: there is no SageMaker endpoint.
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value_t = false)]
     pub allow_sagemaker: bool,
+    /// Accepted while the SageMaker endpoint is off.
     #[arg(long, value_name = "PORT")]
     pub sagemaker_port: Option<String>,
+    /// Accepted while the SageMaker endpoint is off.
     #[arg(long, value_name = "RANGE")]
     pub sagemaker_safe_port_range: Option<String>,
+    /// Accepted while the SageMaker endpoint is off.
     #[arg(long, value_name = "N")]
     pub sagemaker_thread_count: Option<String>,
+    /// Refused when true: there is no Vertex AI endpoint.
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value_t = false)]
     pub allow_vertex_ai: bool,
+    /// Accepted while the Vertex AI endpoint is off.
     #[arg(long, value_name = "PORT")]
     pub vertex_ai_port: Option<String>,
+    /// Accepted while the Vertex AI endpoint is off.
     #[arg(long, value_name = "N")]
     pub vertex_ai_thread_count: Option<String>,
+    /// Accepted while the Vertex AI endpoint is off.
     #[arg(long, value_name = "MODEL")]
     pub vertex_ai_default_model: Option<String>,
     /// off, or execution_count: instances execute only while holding the resources their
@@ -129,10 +167,13 @@ pub struct TritonFlags {
     /// A resource's count, `<name>:<count>[:<device>]` (default: the most any instance needs).
     #[arg(long, value_name = "NAME:COUNT[:DEVICE]")]
     pub rate_limit_resource: Vec<String>,
+    /// Refused when true: model names are unique across repositories.
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value_t = false)]
     pub model_namespacing: bool,
+    /// Refused: headers are not forwarded as request parameters.
     #[arg(long, value_name = "REGEX")]
     pub http_header_forward_pattern: Option<String>,
+    /// Refused: headers are not forwarded as request parameters.
     #[arg(long, value_name = "REGEX")]
     pub grpc_header_forward_pattern: Option<String>,
     /// Use `<model>/configs/<NAME>.pbtxt` instead of `config.pbtxt` where a model has one.
