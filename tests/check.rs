@@ -132,3 +132,40 @@ fn duplicate_names_across_repositories() {
         lines[0]
     );
 }
+
+#[test]
+fn an_initial_state_file_that_is_missing_or_the_wrong_size_is_reported() {
+    let repo = tempfile::tempdir().unwrap();
+    let src =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models_extra/onnx_state_accumulate");
+    let dir = repo.path().join("onnx_state_accumulate");
+    std::fs::create_dir_all(dir.join("1")).unwrap();
+    std::fs::create_dir_all(dir.join("initial_state")).unwrap();
+    std::fs::copy(src.join("config.pbtxt"), dir.join("config.pbtxt")).unwrap();
+    std::fs::copy(src.join("1/model.onnx"), dir.join("1/model.onnx")).unwrap();
+    std::fs::copy(
+        src.join("initial_state/hundred"),
+        dir.join("initial_state/hundred"),
+    )
+    .unwrap();
+    let (ok, lines) = check(&[repo.path()]);
+    assert!(ok, "{lines:#?}");
+
+    std::fs::write(dir.join("initial_state/hundred"), [1u8, 2, 3]).unwrap();
+    let (ok, lines) = check(&[repo.path()]);
+    assert!(!ok);
+    assert!(
+        lines.iter().any(|l| l.contains("onnx_state_accumulate/config.pbtxt:")
+            && l.contains("holds 3 bytes; state 'INPUT_STATE' of dims [1] needs 4")),
+        "{lines:#?}"
+    );
+    std::fs::remove_file(dir.join("initial_state/hundred")).unwrap();
+    let (ok, lines) = check(&[repo.path()]);
+    assert!(!ok);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("cannot read the initial state of 'INPUT_STATE'")),
+        "{lines:#?}"
+    );
+}

@@ -255,6 +255,13 @@ pub fn prepare(
             problems.push(locate(&config_path, &e, map.as_ref()));
         }
     }
+    // Implicit state read from files: missing or mis-sized files show before any load.
+    if let Some(seq) = cfg.sequence_batching()
+        && let Err(e) = crate::scheduler::state::specs(seq, &dir.path)
+    {
+        let e = config::ConfigError::invalid("sequence_batching.state".to_string(), e.to_string());
+        problems.push(locate(&config_path, &e, map.as_ref()));
+    }
     if problems.is_empty() {
         Ok(Prepared {
             config: cfg,
