@@ -155,8 +155,10 @@ fn an_initial_state_file_that_is_missing_or_the_wrong_size_is_reported() {
     let (ok, lines) = check(&[repo.path()]);
     assert!(!ok);
     assert!(
-        lines.iter().any(|l| l.contains("onnx_state_accumulate/config.pbtxt:")
-            && l.contains("holds 3 bytes; state 'INPUT_STATE' of dims [1] needs 4")),
+        lines
+            .iter()
+            .any(|l| l.contains("onnx_state_accumulate/config.pbtxt:")
+                && l.contains("holds 3 bytes; state 'INPUT_STATE' of dims [1] needs 4")),
         "{lines:#?}"
     );
     std::fs::remove_file(dir.join("initial_state/hundred")).unwrap();

@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use parking_lot::RwLock;
 
 use crate::status::Status;
+use crate::trace::otel::OtelSettings;
 use crate::trace::{Trace, TraceSink};
 
 /// A log setting value: Triton's settings are booleans, unsigned integers or strings.
@@ -69,7 +71,9 @@ pub struct TraceSettings {
     pub count: i64,
     pub log_frequency: u64,
     pub file: String,
+    /// "triton" (trace files) or "opentelemetry" (spans to a collector).
     pub mode: String,
+    pub otel: OtelSettings,
 }
 
 impl Default for TraceSettings {
@@ -81,15 +85,22 @@ impl Default for TraceSettings {
             log_frequency: 0,
             file: String::new(),
             mode: "triton".into(),
+            otel: OtelSettings::default(),
         }
     }
 }
 
 impl TraceSettings {
-    /// Builds start-up settings from `--trace-config` values (`[triton,]key=value`).
+    /// Builds start-up settings from `--trace-config` values (`[triton,]key=value`, or
+    /// `opentelemetry,key=value` for the exporter).
     pub fn from_flags(flags: &[String]) -> Result<TraceSettings, String> {
         let mut t = TraceSettings::default();
         for flag in flags {
+            if let Some(kv) = flag.strip_prefix("opentelemetry,") {
+                t.set_otel(kv)
+                    .map_err(|e| format!("--trace-config '{flag}': {e}"))?;
+                continue;
+            }
             let kv = flag.strip_prefix("triton,").unwrap_or(flag);
             let (key, value) = kv.split_once('=').ok_or_else(|| {
                 format!("--trace-config '{flag}' must look like '[triton,]<setting>=<value>'")
@@ -100,6 +111,7 @@ impl TraceSettings {
                 "rate" => "trace_rate",
                 "count" => "trace_count",
                 "log-frequency" | "log_frequency" => "log_frequency",
+                "mode" => "trace_mode",
                 other => {
                     return Err(format!(
                         "unknown trace setting '{other}' in --trace-config '{flag}'"
@@ -115,6 +127,35 @@ impl TraceSettings {
                 .map_err(|e| format!("--trace-config '{flag}': {}", e.message))?;
         }
         Ok(t)
+    }
+
+    /// One `opentelemetry,<key>=<value>` setting.
+    fn set_otel(&mut self, kv: &str) -> Result<(), String> {
+        let (key, value) = kv
+            .split_once('=')
+            .ok_or_else(|| "expected opentelemetry,<setting>=<value>".to_string())?;
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{key} must be a whole number"))
+        };
+        match key {
+            "url" => self.otel.url = value.to_string(),
+            "resource" => {
+                let (k, v) = value
+                    .split_once('=')
+                    .ok_or_else(|| "resource must be <key>=<value>".to_string())?;
+                self.otel.resources.push((k.to_string(), v.to_string()));
+            }
+            "bsp_schedule_delay" => self.otel.schedule_delay = Duration::from_millis(number()?),
+            "bsp_max_export_batch_size" => self.otel.max_export_batch = number()?.max(1) as usize,
+            // The queue in front of the exporter is unbounded here.
+            "bsp_max_queue_size" => {
+                number()?;
+            }
+            other => return Err(format!("unknown OpenTelemetry setting '{other}'")),
+        }
+        Ok(())
     }
 
     /// Triton's string form of every setting (trace settings are lists of strings).
@@ -191,9 +232,9 @@ impl TraceSettings {
             "trace_file" => self.file = one()?,
             "trace_mode" => {
                 let m = one()?;
-                if m != "triton" {
+                if m != "triton" && m != "opentelemetry" {
                     return Err(Status::invalid_arg(format!(
-                        "unsupported trace mode '{m}': only 'triton' is available"
+                        "unsupported trace mode '{m}': 'triton' or 'opentelemetry'"
                     )));
                 }
                 self.mode = m;
@@ -217,10 +258,11 @@ struct TraceState {
 
 impl TraceState {
     fn new(settings: TraceSettings) -> TraceState {
-        let sink = Arc::new(TraceSink::new(
-            settings.file.clone(),
-            settings.log_frequency,
-        ));
+        let sink = Arc::new(if settings.mode == "opentelemetry" {
+            TraceSink::otel(settings.otel.clone())
+        } else {
+            TraceSink::new(settings.file.clone(), settings.log_frequency)
+        });
         let remaining = AtomicI64::new(settings.count);
         TraceState {
             settings,
@@ -373,7 +415,8 @@ impl Settings {
     }
 
     /// Decides whether to trace the next request of `model`; returns its trace if so.
-    pub fn sample(&self, model: &str) -> Option<Arc<Trace>> {
+    /// `traceparent` is the caller's W3C trace context, continued in OpenTelemetry mode.
+    pub fn sample(&self, model: &str, traceparent: Option<&str>) -> Option<Arc<Trace>> {
         let state = match self.model_trace.read().get(model) {
             Some(s) => s.clone(),
             None => self.trace.read().clone(),
@@ -388,11 +431,14 @@ impl Settings {
         if state.settings.count >= 0 && state.remaining.fetch_sub(1, Ordering::Relaxed) <= 0 {
             return None;
         }
-        Some(Arc::new(Trace::new(
-            self.next_id.fetch_add(1, Ordering::Relaxed),
-            model,
-            state.sink.clone(),
-        )))
+        Some(Arc::new(
+            Trace::new(
+                self.next_id.fetch_add(1, Ordering::Relaxed),
+                model,
+                state.sink.clone(),
+            )
+            .with_parent(traceparent),
+        ))
     }
 }
 
@@ -438,7 +484,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("trace.json").to_string_lossy().into_owned();
         let s = settings();
-        assert!(s.sample("m").is_none());
+        assert!(s.sample("m", None).is_none());
         let v = |x: &str| Some(vec![x.to_string()]);
         s.update_trace(
             None,
@@ -450,7 +496,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let traced: Vec<_> = (0..10).filter_map(|_| s.sample("m")).collect();
+        let traced: Vec<_> = (0..10).filter_map(|_| s.sample("m", None)).collect();
         assert_eq!(traced.len(), 2, "rate 2 and count 2");
         traced[0].mark("REQUEST_START");
         drop(traced);

@@ -73,6 +73,7 @@ struct Planned {
 pub(super) async fn unary(
     state: &Arc<ServerState>,
     msg: pb::ModelInferRequest,
+    traceparent: Option<&str>,
 ) -> Result<pb::ModelInferResponse, Status> {
     let _inflight = state.begin_request();
     let Decoded {
@@ -80,7 +81,7 @@ pub(super) async fn unary(
         request,
         responses,
         reply,
-    } = decode(state, msg, Rpc::Unary)?;
+    } = decode(state, msg, Rpc::Unary, traceparent)?;
     // A client that goes away drops this future and the guard with it: the request is cancelled.
     let cancel = request.cancel.clone().drop_guard();
     reply.mark("REQUEST_START");
@@ -99,6 +100,7 @@ pub(super) fn decode(
     state: &ServerState,
     msg: pb::ModelInferRequest,
     rpc: Rpc,
+    traceparent: Option<&str>,
 ) -> Result<Decoded, Status> {
     let version = parse_version(&msg.model_version)?;
     let model = state.manager.get(&msg.model_name, version)?;
@@ -118,7 +120,7 @@ pub(super) fn decode(
         model.name,
         model.version
     );
-    let trace = state.settings.sample(&model.name);
+    let trace = state.settings.sample(&model.name, traceparent);
     if let Some(t) = &trace {
         // tonic hands over the message already read; both marks fall at that moment.
         t.set_version(model.version);

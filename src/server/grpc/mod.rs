@@ -60,6 +60,13 @@ pub fn router(
         .add_service(health)
 }
 
+/// The caller's W3C trace context, continued by OpenTelemetry traces.
+fn traceparent(m: &tonic::metadata::MetadataMap) -> Option<String> {
+    m.get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// The one place a request-path error becomes a gRPC status.
 fn to_grpc(s: Status) -> tonic::Status {
     let code = match s.code {
@@ -146,16 +153,19 @@ impl GrpcInferenceService for Service {
         &self,
         r: Request<pb::ModelInferRequest>,
     ) -> GrpcResult<pb::ModelInferResponse> {
-        reply(infer::unary(&self.state, r.into_inner()).await)
+        let traceparent = traceparent(r.metadata());
+        reply(infer::unary(&self.state, r.into_inner(), traceparent.as_deref()).await)
     }
 
     async fn model_stream_infer(
         &self,
         r: Request<Streaming<pb::ModelInferRequest>>,
     ) -> GrpcResult<tonic::codegen::BoxStream<pb::ModelStreamInferResponse>> {
+        let traceparent = traceparent(r.metadata());
         Ok(Response::new(stream::start(
             self.state.clone(),
             r.into_inner(),
+            traceparent,
         )))
     }
 

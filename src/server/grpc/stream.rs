@@ -38,13 +38,19 @@ type Tx = mpsc::Sender<Result<pb::ModelStreamInferResponse, tonic::Status>>;
 pub(super) fn start(
     state: Arc<ServerState>,
     inbound: Streaming<pb::ModelInferRequest>,
+    traceparent: Option<String>,
 ) -> BoxStream<pb::ModelStreamInferResponse> {
     let (tx, rx) = mpsc::channel(OUT_BUFFER);
-    tokio::spawn(drive(state, inbound, tx));
+    tokio::spawn(drive(state, inbound, tx, traceparent));
     Box::pin(ReceiverStream::new(rx))
 }
 
-async fn drive(state: Arc<ServerState>, mut inbound: Streaming<pb::ModelInferRequest>, tx: Tx) {
+async fn drive(
+    state: Arc<ServerState>,
+    mut inbound: Streaming<pb::ModelInferRequest>,
+    tx: Tx,
+    traceparent: Option<String>,
+) {
     let mut in_flight = FuturesUnordered::new();
     let mut reading = true;
     let mut interrupted = false;
@@ -59,7 +65,7 @@ async fn drive(state: Arc<ServerState>, mut inbound: Streaming<pb::ModelInferReq
             }
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
             read = inbound.message(), if reading && in_flight.len() < MAX_IN_FLIGHT => match read {
-                Ok(Some(msg)) => match begin(&state, msg) {
+                Ok(Some(msg)) => match begin(&state, msg, traceparent.as_deref()) {
                     Ok(flight) => in_flight.push(forward(flight, tx.clone())),
                     Err(answer) => {
                         if tx.send(Ok(*answer)).await.is_err() {
@@ -97,6 +103,7 @@ struct Flight {
 fn begin(
     state: &Arc<ServerState>,
     msg: pb::ModelInferRequest,
+    traceparent: Option<&str>,
 ) -> Result<Flight, Box<pb::ModelStreamInferResponse>> {
     let inflight = state.begin_request();
     let id = msg.id.clone();
@@ -109,7 +116,7 @@ fn begin(
             }),
         })
     };
-    let d = decode(state, msg, Rpc::Stream).map_err(refused)?;
+    let d = decode(state, msg, Rpc::Stream, traceparent).map_err(refused)?;
     let cancel = d.request.cancel.clone().drop_guard();
     d.reply.mark("REQUEST_START");
     d.model.submit(d.request).map_err(refused)?;

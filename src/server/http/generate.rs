@@ -42,7 +42,8 @@ pub async fn generate(
 ) -> ApiResult {
     let version = path_version(version.as_deref())?;
     let mv = state.manager.get(&model, version)?;
-    let trace = state.settings.sample(&model);
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    let trace = state.settings.sample(&model, traceparent);
     if let Some(t) = &trace {
         t.set_version(mv.version);
         t.mark("HTTP_RECV_START");

@@ -42,7 +42,8 @@ pub async fn infer(
         ))
         .plain());
     }
-    let trace = state.settings.sample(&model);
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    let trace = state.settings.sample(&model, traceparent);
     if let Some(t) = &trace {
         t.set_version(mv.version);
         t.mark("HTTP_RECV_START");

@@ -1,5 +1,8 @@
 //! Request traces (Triton's trace extension, TIMESTAMPS level): the moments a sampled
-//! request passes through the server, written as one JSON object per line to the trace file.
+//! request passes through the server, written as one JSON object per line to the trace file,
+//! or exported as OpenTelemetry spans (`otel`).
+
+pub mod otel;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -15,6 +18,8 @@ pub struct Trace {
     version: AtomicI64,
     stamps: Mutex<Vec<(&'static str, u64)>>,
     sink: Arc<TraceSink>,
+    /// The caller's `traceparent`, for OpenTelemetry export.
+    parent: Option<otel::Parent>,
 }
 
 impl Trace {
@@ -25,7 +30,14 @@ impl Trace {
             version: AtomicI64::new(0),
             stamps: Mutex::new(Vec::new()),
             sink,
+            parent: None,
         }
+    }
+
+    /// Continues the caller's trace (a W3C `traceparent` header) when exported.
+    pub fn with_parent(mut self, traceparent: Option<&str>) -> Trace {
+        self.parent = traceparent.and_then(otel::Parent::parse);
+        self
     }
 
     pub fn mark(&self, name: &'static str) {
@@ -38,6 +50,18 @@ impl Trace {
 
 impl Drop for Trace {
     fn drop(&mut self) {
+        if let Some(exporter) = &self.sink.otel {
+            let stamps = self.stamps.lock();
+            let version = self.version.load(Ordering::Relaxed);
+            exporter.send(otel::spans(
+                self.id,
+                &self.model,
+                version,
+                self.parent.as_ref(),
+                &stamps,
+            ));
+            return;
+        }
         let stamps: Vec<serde_json::Value> = self
             .stamps
             .lock()
@@ -60,6 +84,8 @@ pub struct TraceSink {
     file: String,
     log_frequency: u64,
     buffer: Mutex<Vec<serde_json::Value>>,
+    /// Set in OpenTelemetry mode: traces become spans sent to a collector.
+    otel: Option<otel::Exporter>,
 }
 
 impl TraceSink {
@@ -68,6 +94,17 @@ impl TraceSink {
             file,
             log_frequency,
             buffer: Mutex::new(Vec::new()),
+            otel: None,
+        }
+    }
+
+    /// A sink that exports OpenTelemetry spans.
+    pub fn otel(settings: otel::OtelSettings) -> TraceSink {
+        TraceSink {
+            file: String::new(),
+            log_frequency: 0,
+            buffer: Mutex::new(Vec::new()),
+            otel: Some(otel::Exporter::start(settings)),
         }
     }
 
