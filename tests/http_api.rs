@@ -1040,6 +1040,8 @@ fn traces_are_written_once_enabled() {
             "REQUEST_START",
             "QUEUE_START",
             "COMPUTE_START",
+            "COMPUTE_INPUT_END",
+            "COMPUTE_OUTPUT_START",
             "COMPUTE_END",
             "REQUEST_END",
             "HTTP_SEND_START",

@@ -129,7 +129,15 @@ fn sampled_requests_are_exported_as_spans_in_the_callers_trace() {
         events(model),
         ["REQUEST_START", "QUEUE_START", "REQUEST_END"]
     );
-    assert_eq!(events(compute), ["COMPUTE_START", "COMPUTE_END"]);
+    assert_eq!(
+        events(compute),
+        [
+            "COMPUTE_START",
+            "COMPUTE_INPUT_END",
+            "COMPUTE_OUTPUT_START",
+            "COMPUTE_END"
+        ]
+    );
     assert!(events(front).contains(&"HTTP_RECV_START".to_string()));
     let attr = |k: &str| {
         model["attributes"]

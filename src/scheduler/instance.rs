@@ -159,14 +159,28 @@ impl Worker {
             let requests = batch.len();
             let rows: usize = batch.iter().map(|r| r.batch_size).sum();
             let traces: Vec<_> = batch.iter().filter_map(|r| r.trace.clone()).collect();
-            traces.iter().for_each(|t| t.mark("COMPUTE_START"));
+            let compute_start = crate::trace::now_ns();
+            traces
+                .iter()
+                .for_each(|t| t.mark_at("COMPUTE_START", compute_start));
             let mut timer = ExecTimer::start();
             self.stats.executing_add(requests as i64);
             let outcome = catch_unwind(AssertUnwindSafe(|| instance.execute(batch, &mut timer)));
             drop(permit);
             self.stats.executing_add(-(requests as i64));
-            self.stats.record_execution(requests, rows, timer.finish());
-            traces.iter().for_each(|t| t.mark("COMPUTE_END"));
+            let times = timer.finish();
+            self.stats.record_execution(requests, rows, times);
+            if !traces.is_empty() {
+                // The backend's own phase marks, placed on the compute timeline.
+                let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(0);
+                let input_end = compute_start + ns(times.input);
+                let output_start = input_end + ns(times.infer);
+                for t in &traces {
+                    t.mark_at("COMPUTE_INPUT_END", input_end);
+                    t.mark_at("COMPUTE_OUTPUT_START", output_start);
+                    t.mark("COMPUTE_END");
+                }
+            }
             gate.open();
             if let Err(p) = outcome {
                 tracing::error!(

@@ -43,6 +43,11 @@ impl Trace {
     pub fn mark(&self, name: &'static str) {
         self.stamps.lock().push((name, now_ns()));
     }
+
+    /// Marks `name` at `ns` nanoseconds since the Unix epoch.
+    pub fn mark_at(&self, name: &'static str, ns: u64) {
+        self.stamps.lock().push((name, ns));
+    }
     pub fn set_version(&self, v: i64) {
         self.version.store(v, Ordering::Relaxed);
     }
@@ -147,7 +152,7 @@ impl Drop for TraceSink {
     }
 }
 
-fn now_ns() -> u64 {
+pub fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
