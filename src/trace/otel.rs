@@ -73,9 +73,10 @@ fn new_id(bytes: usize) -> String {
     hex[..bytes * 2].to_string()
 }
 
-const FRONTEND: [&str; 8] = [
+const FRONTEND: [&str; 9] = [
     "HTTP_RECV_START",
     "HTTP_RECV_END",
+    "INFER_RESPONSE_COMPLETE",
     "HTTP_SEND_START",
     "HTTP_SEND_END",
     "GRPC_WAITREAD_START",

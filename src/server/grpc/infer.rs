@@ -88,6 +88,7 @@ pub(super) async fn unary(
     model.submit(request)?;
     let answer = responses.single().await;
     cancel.disarm();
+    reply.mark("INFER_RESPONSE_COMPLETE");
     reply.mark("GRPC_SEND_START");
     let out = encode(&model, &reply, answer?);
     reply.mark("GRPC_SEND_END");

@@ -126,6 +126,9 @@ async fn run(
     }
     mv.submit(req)?;
     let result = stream.single().await;
+    if let Some(t) = &trace {
+        t.mark("INFER_RESPONSE_COMPLETE");
+    }
     cancel.disarm();
     let resp = result.map_err(|e| ApiError::from(e).plain())?;
     let plan = Plan {
