@@ -200,3 +200,41 @@ fn bad_cache_flags_stop_the_start_with_a_clear_error() {
         assert!(stderr.contains(says), "{flag}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ensemble_that_opts_in_is_cached_at_the_top() {
+    let repo = tempfile::tempdir().unwrap();
+    for name in ["simple", "ensemble_simple"] {
+        let (src, dst) = (common::test_models().join(name), repo.path().join(name));
+        std::fs::create_dir_all(dst.join("1")).unwrap();
+        let mut cfg = std::fs::read_to_string(src.join("config.pbtxt")).unwrap();
+        if name == "ensemble_simple" {
+            cfg.push_str("response_cache { enable: true }\n");
+        }
+        std::fs::write(dst.join("config.pbtxt"), cfg).unwrap();
+    }
+    let server = TestServer::start(repo.path(), &["--cache-config", "local,size=1048576"]);
+    let mut c = Client::connect(server.grpc_url()).await.unwrap();
+    let tensor16 = |name: &str| pb::model_infer_request::InferInputTensor {
+        name: name.into(),
+        datatype: "INT32".into(),
+        shape: vec![1, 16],
+        ..Default::default()
+    };
+    let data: Vec<u8> = (0..16i32).flat_map(|v| v.to_le_bytes()).collect();
+    for _ in 0..3 {
+        let req = pb::ModelInferRequest {
+            model_name: "ensemble_simple".into(),
+            inputs: vec![tensor16("INPUT0"), tensor16("INPUT1")],
+            raw_input_contents: vec![data.clone().into(), data.clone().into()],
+            ..Default::default()
+        };
+        let r = c.model_infer(req).await.unwrap().into_inner();
+        assert_eq!(r.outputs.len(), 2);
+    }
+    let (success, _, hits, misses) = counts(&mut c, "ensemble_simple").await;
+    assert_eq!((success, hits, misses), (3, 2, 1));
+    // The composing model ran only for the miss (the ensemble has two steps on it).
+    let (_, executions, _, _) = counts(&mut c, "simple").await;
+    assert_eq!(executions, 2);
+}
