@@ -194,10 +194,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 }
                 _ => None,
             },
-            grpc_tls: triton
-                .grpc_tls
-                .as_ref()
-                .map(|t| TlsFiles { cert: t.cert.clone(), key: t.key.clone(), client_ca: t.client_ca.clone() }),
+            grpc_tls: triton.grpc_tls.clone(),
             grpc: triton.grpc.clone(),
         };
         server::run(state, listeners, opts).await

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 mod triton;
-pub use triton::{GrpcTls, GrpcTransport, Resolved, TritonFlags};
+pub use triton::{Resolved, TritonFlags};
 
 #[derive(Parser, Debug)]
 #[command(

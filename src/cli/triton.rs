@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args};
 
+use crate::server::grpc::GrpcTransport;
+use crate::server::tls::TlsFiles;
+
 #[derive(Args, Debug, Default)]
 #[command(next_help_heading = "Triton flags (mapped, or accepted with a note)")]
 pub struct TritonFlags {
@@ -195,30 +198,14 @@ pub fn config_name(v: &str) -> Result<String, String> {
     Ok(v.to_string())
 }
 
-/// gRPC transport settings taken from Triton's flags.
-#[derive(Clone, Debug, Default)]
-pub struct GrpcTransport {
-    pub keepalive_time: Option<Duration>,
-    pub keepalive_timeout: Option<Duration>,
-    pub max_connection_age: Option<Duration>,
-    pub compress_responses: bool,
-}
-
-/// gRPC-only TLS files (`--grpc-use-ssl`).
-#[derive(Clone, Debug)]
-pub struct GrpcTls {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub client_ca: Option<PathBuf>,
-}
-
 /// What the Triton flags come to.
 #[derive(Debug, Default)]
 pub struct Resolved {
     /// The old trace flags as `--trace-config` settings (placed before the explicit ones).
     pub trace_config: Vec<String>,
     pub grpc: GrpcTransport,
-    pub grpc_tls: Option<GrpcTls>,
+    /// TLS for the gRPC port alone (`--grpc-use-ssl`).
+    pub grpc_tls: Option<TlsFiles>,
     /// `--backend-config [onnxruntime,]default-max-batch-size=N`.
     pub default_max_batch_size: Option<i32>,
     /// `--rate-limit=execution_count`: the `--rate-limit-resource` values.
@@ -266,7 +253,7 @@ impl TritonFlags {
             if self.grpc_use_ssl_mutual && self.grpc_root_cert.is_none() {
                 return Err("--grpc-use-ssl-mutual needs --grpc-root-cert".into());
             }
-            out.grpc_tls = Some(GrpcTls {
+            out.grpc_tls = Some(TlsFiles {
                 cert: cert.clone(),
                 key: key.clone(),
                 client_ca: self

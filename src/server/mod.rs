@@ -36,7 +36,7 @@ pub struct RunOptions {
     pub tls: Option<tls::TlsFiles>,
     /// TLS for the gRPC listener alone (Triton's `--grpc-use-ssl`), over `tls`.
     pub grpc_tls: Option<tls::TlsFiles>,
-    pub grpc: crate::cli::GrpcTransport,
+    pub grpc: grpc::GrpcTransport,
 }
 
 /// Serves until `state.shutdown` is cancelled, then shuts down in order: readiness turns

@@ -28,11 +28,22 @@ use crate::proto::inference::grpc_inference_service_server::{
 };
 use crate::status::{Code, Status};
 
+/// Transport settings of the gRPC listener (Triton's `--grpc-keepalive-*` and
+/// `--grpc-infer-response-compression-level`).
+#[derive(Clone, Debug, Default)]
+pub struct GrpcTransport {
+    pub keepalive_time: Option<std::time::Duration>,
+    pub keepalive_timeout: Option<std::time::Duration>,
+    pub max_connection_age: Option<std::time::Duration>,
+    /// Gzip responses for clients that accept it.
+    pub compress_responses: bool,
+}
+
 /// Both services on one router, with the message size limit and the compressions tritonclient
 /// offers (gzip, deflate).
 pub fn router(
     state: Arc<ServerState>,
-    transport: &crate::cli::GrpcTransport,
+    transport: &GrpcTransport,
 ) -> Router<tower::layer::util::Stack<super::restrict::GrpcLayer, tower::layer::util::Identity>> {
     let max = state.limits.max_grpc_message_bytes;
     let mut inference = GrpcInferenceServiceServer::new(Service {
