@@ -8,13 +8,15 @@
 //! unlikely as a memory error.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::request::{InferRequest, InferResponse, ParamValue};
+use crate::request::{FinalHook, InferRequest, InferResponse, ParamValue};
+use crate::stats::ModelStats;
 
 pub type Key = u128;
 
@@ -149,6 +151,24 @@ impl ResponseCache {
         }
         add_ns(&c.lookup_ns, start.elapsed());
         found
+    }
+
+    /// The hook that stores a missed request's successful final answer under `key` and
+    /// counts the miss in `stats`, with the `lookup` time already spent.
+    pub fn fill_on_final(
+        self: &Arc<Self>,
+        key: Key,
+        stats: Arc<ModelStats>,
+        lookup: Duration,
+    ) -> FinalHook {
+        let cache = self.clone();
+        Box::new(move |answer| {
+            let start = std::time::Instant::now();
+            if let Some(response) = answer {
+                cache.insert(key, response);
+            }
+            stats.cache_miss.add(lookup + start.elapsed());
+        })
     }
 
     /// Stores `response` under `key`, evicting the least recently used entries to make room.
@@ -289,26 +309,19 @@ mod tests {
 
     #[test]
     fn only_successful_final_answers_are_stored() {
-        use crate::request::CacheFill;
-        use crate::stats::ModelStats;
         use crate::status::Status;
-        let cache = std::sync::Arc::new(ResponseCache::new(1 << 20));
-        let stats = std::sync::Arc::new(ModelStats::default());
-        let fill = |key| CacheFill {
-            cache: cache.clone(),
-            key,
-            stats: stats.clone(),
-            lookup: Duration::from_micros(3),
-        };
+        let cache = Arc::new(ResponseCache::new(1 << 20));
+        let stats = Arc::new(ModelStats::default());
+        let fill = |key| cache.fill_on_final(key, stats.clone(), Duration::from_micros(3));
         let (mut ok, _rx_ok) = InferRequest::new("a".into(), vec![]);
-        ok.responder.attach_cache(fill(1));
+        ok.responder.on_final(fill(1));
         ok.responder.respond(response(10));
         let (mut failed, _rx_failed) = InferRequest::new("b".into(), vec![]);
-        failed.responder.attach_cache(fill(2));
+        failed.responder.on_final(fill(2));
         failed.responder.fail(Status::internal("boom"));
         let (dropped, _rx_dropped) = InferRequest::new("c".into(), vec![]);
         let mut dropped = dropped;
-        dropped.responder.attach_cache(fill(3));
+        dropped.responder.on_final(fill(3));
         drop(dropped);
         assert_eq!(cache.get(1), Some(response(10)));
         assert!(cache.get(2).is_none() && cache.get(3).is_none());

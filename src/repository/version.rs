@@ -13,7 +13,7 @@ use crate::proto::inference::ModelRateLimiter;
 use crate::proto::inference::model_instance_group::Kind as GroupKind;
 use crate::proto::inference::model_warmup::input::InputDataType;
 use crate::request::validate::{ModelIo, validate};
-use crate::request::{CacheFill, InferRequest, NamedTensor};
+use crate::request::{InferRequest, NamedTensor};
 use crate::scheduler::Scheduler;
 use crate::scheduler::ensemble::Submit;
 use crate::scheduler::instance::ModelFiles;
@@ -59,12 +59,8 @@ impl ModelVersion {
                 req.responder.respond(response);
                 return Ok(());
             }
-            req.responder.attach_cache(CacheFill {
-                cache: cache.clone(),
-                key,
-                stats: self.stats.clone(),
-                lookup: start.elapsed(),
-            });
+            let fill = cache.fill_on_final(key, self.stats.clone(), start.elapsed());
+            req.responder.on_final(fill);
         }
         self.scheduler.enqueue(req)
     }

@@ -181,25 +181,13 @@ pub struct Responder {
     trace: Option<Arc<Trace>>,
     gate: Option<Arc<Gate>>,
     order: Option<(Arc<OrderKeeper>, u64)>,
-    cache: Option<CacheFill>,
-    state: Option<StateCapture>,
+    on_final: Vec<FinalHook>,
 }
 
-/// Keeps a sequence's output state from a request's final answer (implicit state).
-pub struct StateCapture {
-    pub states: Arc<crate::scheduler::state::SequenceStates>,
-    /// Per state, whether its output is taken out of the answer.
-    pub strip: Vec<bool>,
-}
-
-/// Stores a request's successful answer in the response cache after a miss.
-pub struct CacheFill {
-    pub cache: Arc<crate::cache::ResponseCache>,
-    pub key: crate::cache::Key,
-    pub stats: Arc<ModelStats>,
-    /// Time already spent hashing and looking up.
-    pub lookup: std::time::Duration,
-}
+/// Runs on a request's final answer before it is sent, on the thread that sends it:
+/// `Some` with the response (which it may change), `None` for an error or a bare final
+/// flag. How the response cache stores answers and implicit state keeps output states.
+pub type FinalHook = Box<dyn FnOnce(Option<&mut InferResponse>) + Send>;
 
 /// Releases final answers in the order their requests were accepted (the dynamic
 /// batcher's `preserve_ordering`), whatever order the instances finish them in.
@@ -292,8 +280,7 @@ impl Responder {
             trace: None,
             gate: None,
             order: None,
-            cache: None,
-            state: None,
+            on_final: Vec::new(),
         }
     }
 
@@ -347,24 +334,20 @@ impl Responder {
             return;
         }
         self.done = last;
-        if last
-            && let Some(capture) = self.state.take()
-            && let Some(Ok(r)) = &mut response
-        {
-            capture.states.capture(r, &capture.strip);
+        if last {
+            for hook in std::mem::take(&mut self.on_final) {
+                let answer = match &mut response {
+                    Some(Ok(r)) => Some(r),
+                    _ => None,
+                };
+                hook(answer);
+            }
         }
         let item = ResponseItem { response, last };
         if !last {
             // A closed receiver means the client left; the answer has nowhere to go.
             let _ = self.tx.send(item);
             return;
-        }
-        if let Some(fill) = self.cache.take() {
-            let start = Instant::now();
-            if let Some(Ok(response)) = &item.response {
-                fill.cache.insert(fill.key, response);
-            }
-            fill.stats.cache_miss.add(fill.lookup + start.elapsed());
         }
         let (tx, trace, stats) = (self.tx.clone(), self.trace.take(), self.stats.take());
         let finish = move || {
@@ -391,19 +374,9 @@ impl Responder {
         self.order = Some((keeper, ticket));
     }
 
-    /// Keeps the sequence's output state from this request's final answer.
-    pub fn attach_state(&mut self, capture: StateCapture) {
-        self.state = Some(capture);
-    }
-
-    /// The sequence states this request feeds and updates, if any.
-    pub fn sequence_states(&self) -> Option<Arc<crate::scheduler::state::SequenceStates>> {
-        self.state.as_ref().map(|c| c.states.clone())
-    }
-
-    /// Stores this request's successful final answer in the response cache.
-    pub fn attach_cache(&mut self, fill: CacheFill) {
-        self.cache = Some(fill);
+    /// Runs `hook` on the final answer before it is sent.
+    pub fn on_final(&mut self, hook: FinalHook) {
+        self.on_final.push(hook);
     }
 
     /// Holds this request's final answer in `gate` until the gate opens.

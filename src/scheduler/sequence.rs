@@ -15,7 +15,7 @@ use crate::backend::BackendError;
 use crate::config::ModelConfig;
 use crate::proto::inference::ModelSequenceBatching;
 use crate::proto::inference::model_sequence_batching::{Control, StrategyChoice, control::Kind};
-use crate::request::{CorrelationId, InferRequest, NamedTensor, StateCapture};
+use crate::request::{CorrelationId, InferRequest, NamedTensor};
 use crate::stats::ModelStats;
 use crate::status::Status;
 use crate::tensor::{DataType, Tensor};
@@ -38,7 +38,14 @@ struct Slot {
 
 #[derive(Default)]
 struct InstanceQueue {
-    items: VecDeque<(InferRequest, Instant)>,
+    items: VecDeque<Waiting>,
+}
+
+/// A queued request, when it was queued, and its sequence's implicit state.
+struct Waiting {
+    req: InferRequest,
+    at: Instant,
+    states: Option<Arc<SequenceStates>>,
 }
 
 struct State {
@@ -217,16 +224,21 @@ impl SequenceScheduler {
                 }
             }
         };
-        if let Some(states) = st.sequences.get(&seq.id).and_then(|s| s.states.clone()) {
+        let states = st.sequences.get(&seq.id).and_then(|s| s.states.clone());
+        if let Some(states) = &states {
             let strip = states.strip_for(&req, &self.outputs);
-            req.responder.attach_state(StateCapture { states, strip });
+            req.responder.on_final(states.capture_on_final(strip));
         }
         if seq.end && st.sequences.remove(&seq.id).is_some() {
             st.load[instance] -= 1;
         }
         self.add_controls(&mut req, &seq.id, seq.start, seq.end);
         req.responder.attach_stats(self.stats.clone(), req.arrival);
-        st.queues[instance].items.push_back((req, now));
+        st.queues[instance].items.push_back(Waiting {
+            req,
+            at: now,
+            states,
+        });
         self.stats.pending_inc();
         drop(st);
         self.ready[instance].notify_one();
@@ -274,10 +286,10 @@ impl SequenceScheduler {
     }
 
     /// How many sequences have a request waiting, at most `target` counted.
-    fn distinct_sequences(&self, q: &VecDeque<(InferRequest, Instant)>) -> usize {
+    fn distinct_sequences(&self, q: &VecDeque<Waiting>) -> usize {
         let mut seen: Vec<&CorrelationId> = Vec::new();
-        for (r, _) in q {
-            if let Some(s) = &r.sequence
+        for w in q {
+            if let Some(s) = &w.req.sequence
                 && !seen.contains(&&s.id)
             {
                 seen.push(&s.id);
@@ -311,7 +323,7 @@ impl BatchSource for SequenceScheduler {
                 // Give other sequences until the oldest request's delay is up to join.
                 if !self.delay.is_zero() && !st.closed {
                     let q = &st.queues[index].items;
-                    let deadline = q.iter().map(|(_, t)| *t).min().unwrap_or(now) + self.delay;
+                    let deadline = q.iter().map(|w| w.at).min().unwrap_or(now) + self.delay;
                     if now < deadline && self.distinct_sequences(q) < self.target {
                         self.ready[index].wait_until(&mut st, deadline);
                         continue;
@@ -321,25 +333,27 @@ impl BatchSource for SequenceScheduler {
                 let mut batch = Vec::new();
                 let mut taken: Vec<CorrelationId> = Vec::new();
                 let mut rest = VecDeque::with_capacity(q.len());
-                while let Some((mut r, t)) = q.pop_front() {
-                    if r.cancel.is_cancelled() || r.responder.is_closed() {
-                        r.responder.fail(Status::cancelled("request was cancelled"));
+                while let Some(mut w) = q.pop_front() {
+                    if w.req.cancel.is_cancelled() || w.req.responder.is_closed() {
+                        w.req
+                            .responder
+                            .fail(Status::cancelled("request was cancelled"));
                         self.stats.pending_dec(1);
                         continue;
                     }
-                    let id = r.sequence.as_ref().map(|s| s.id.clone());
+                    let id = w.req.sequence.as_ref().map(|s| s.id.clone());
                     let dup = id.as_ref().is_some_and(|id| taken.contains(id));
                     if dup || batch.len() >= self.max_batch_size {
-                        rest.push_back((r, t));
+                        rest.push_back(w);
                     } else {
                         self.stats
-                            .record_queue(now.saturating_duration_since(t), now);
+                            .record_queue(now.saturating_duration_since(w.at), now);
                         // The state is read now: the sequence's previous request is done.
-                        if let Some(states) = r.responder.sequence_states() {
-                            states.feed(&mut r, self.batching);
+                        if let Some(states) = &w.states {
+                            states.feed(&mut w.req, self.batching);
                         }
                         taken.extend(id);
-                        batch.push(r);
+                        batch.push(w.req);
                     }
                 }
                 *q = rest;
@@ -364,7 +378,7 @@ impl BatchSource for SequenceScheduler {
         st.load[index] = 0;
         drop(st);
         self.stats.pending_dec(items.len());
-        for (mut r, _) in items {
+        for Waiting { req: mut r, .. } in items {
             r.responder.fail(Status::unavailable(format!(
                 "the instance holding this sequence failed: {reason}"
             )));

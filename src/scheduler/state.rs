@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use crate::backend::BackendError;
 use crate::proto::inference::ModelSequenceBatching;
 use crate::proto::inference::model_sequence_batching::initial_state::StateData;
-use crate::request::{InferRequest, InferResponse, NamedTensor};
+use crate::request::{FinalHook, InferRequest, InferResponse, NamedTensor};
 use crate::tensor::{DataType, Tensor, element_count};
 
 /// One state of the config.
@@ -124,6 +124,16 @@ impl SequenceStates {
                 response.outputs[i].tensor.clone()
             });
         }
+    }
+
+    /// The hook that keeps the output states of a request's final answer.
+    pub fn capture_on_final(self: &Arc<Self>, strip: Vec<bool>) -> FinalHook {
+        let states = self.clone();
+        Box::new(move |answer| {
+            if let Some(response) = answer {
+                states.capture(response, &strip);
+            }
+        })
     }
 
     /// For each state, whether its output is taken out of the answer to `req`: always,
