@@ -5,7 +5,7 @@
 
 use bytes::BytesMut;
 
-use super::util::element_bounds;
+use super::util::split_elements;
 use crate::config::ModelConfig;
 use crate::proto::inference::DataType as ConfigType;
 use crate::proto::inference::batch_input::Kind;
@@ -237,47 +237,17 @@ pub fn scatter_shapes(
 
 /// Splits the model's flat output into consecutive parts of the given shapes.
 pub fn scatter(t: &Tensor, shapes: &[Vec<i64>]) -> Result<Vec<Tensor>, Status> {
-    let counts: Vec<usize> = shapes
+    let total: usize = shapes
         .iter()
-        .map(|s| s.iter().map(|&d| d.max(0) as usize).product())
-        .collect();
-    let total: usize = counts.iter().sum();
+        .map(|s| s.iter().map(|&d| d.max(0) as usize).product::<usize>())
+        .sum();
     if t.element_count() != total {
         return Err(Status::internal(format!(
             "scattered output has {} elements, the batch's source inputs make {total}",
             t.element_count()
         )));
     }
-    let mut out = Vec::with_capacity(shapes.len());
-    match t.datatype.size() {
-        Some(size) => {
-            let mut off = 0;
-            for (shape, n) in shapes.iter().zip(&counts) {
-                out.push(Tensor::new(
-                    t.datatype,
-                    shape.clone(),
-                    t.data.slice(off..off + n * size),
-                ));
-                off += n * size;
-            }
-        }
-        None => {
-            let bounds = element_bounds(&t.data)
-                .ok_or_else(|| Status::internal("scattered BYTES output is malformed"))?;
-            let mut elem = 0;
-            for (shape, n) in shapes.iter().zip(&counts) {
-                let start = if elem == 0 { 0 } else { bounds[elem - 1] };
-                let end = if *n == 0 { start } else { bounds[elem + n - 1] };
-                out.push(Tensor::new(
-                    t.datatype,
-                    shape.clone(),
-                    t.data.slice(start..end),
-                ));
-                elem += n;
-            }
-        }
-    }
-    Ok(out)
+    split_elements(t, shapes)
 }
 
 #[cfg(test)]

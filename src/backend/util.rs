@@ -79,32 +79,56 @@ pub fn split_rows(t: &Tensor, rows: &Rows) -> Result<Vec<Tensor>, Status> {
             t.shape
         )));
     }
-    let per_row: usize = t.shape[1..].iter().map(|&d| d.max(0) as usize).product();
-    let mut out = Vec::with_capacity(rows.0.len());
+    let shapes: Vec<Vec<i64>> = rows
+        .0
+        .iter()
+        .map(|&n| {
+            let mut shape = t.shape.clone();
+            shape[0] = n as i64;
+            shape
+        })
+        .collect();
+    split_elements(t, &shapes)
+}
+
+/// Splits `t` into consecutive parts of the given shapes, slicing without copying. The
+/// shapes' element counts must add up to `t`'s.
+pub(super) fn split_elements(t: &Tensor, shapes: &[Vec<i64>]) -> Result<Vec<Tensor>, Status> {
+    let counts: Vec<usize> = shapes
+        .iter()
+        .map(|s| s.iter().map(|&d| d.max(0) as usize).product())
+        .collect();
+    let mut out = Vec::with_capacity(shapes.len());
     match t.datatype.size() {
         Some(size) => {
             let mut off = 0;
-            for &n in &rows.0 {
-                let len = n * per_row * size;
+            for (shape, n) in shapes.iter().zip(&counts) {
+                let len = n * size;
+                if off + len > t.data.len() {
+                    return Err(Status::internal(
+                        "output holds fewer bytes than its shape needs",
+                    ));
+                }
                 let data = t.data.slice(off..off + len);
+                out.push(Tensor::new(t.datatype, shape.clone(), data));
                 off += len;
-                let mut shape = t.shape.clone();
-                shape[0] = n as i64;
-                out.push(Tensor::new(t.datatype, shape, data));
             }
         }
         None => {
             debug_assert_eq!(t.datatype, DataType::Bytes);
             let bounds = element_bounds(&t.data)
-                .ok_or_else(|| Status::internal("batched BYTES output is malformed"))?;
+                .filter(|b| b.len() >= counts.iter().sum::<usize>())
+                .ok_or_else(|| Status::internal("BYTES output is malformed"))?;
             let mut elem = 0;
-            for &n in &rows.0 {
+            for (shape, n) in shapes.iter().zip(&counts) {
                 let start = if elem == 0 { 0 } else { bounds[elem - 1] };
-                elem += n * per_row;
+                elem += n;
                 let end = if elem == 0 { 0 } else { bounds[elem - 1] };
-                let mut shape = t.shape.clone();
-                shape[0] = n as i64;
-                out.push(Tensor::new(t.datatype, shape, t.data.slice(start..end)));
+                out.push(Tensor::new(
+                    t.datatype,
+                    shape.clone(),
+                    t.data.slice(start..end),
+                ));
             }
         }
     }
