@@ -30,30 +30,44 @@ dynamic_batching {{ {dynamic} }}
     std::fs::write(dir.join("config.pbtxt"), config).unwrap();
 }
 
-fn request(model: &str, ms: i32, params: &[(&str, i64)]) -> pb::ModelInferRequest {
-    use pb::infer_parameter::ParameterChoice as P;
+use pb::infer_parameter::ParameterChoice as P;
+
+/// A request of one INT32 `input` holding `value`, with `params`.
+fn int32_request(
+    model: &str,
+    input: &str,
+    value: i32,
+    params: Vec<(&str, P)>,
+) -> pb::ModelInferRequest {
     pb::ModelInferRequest {
         model_name: model.into(),
         inputs: vec![pb::model_infer_request::InferInputTensor {
-            name: "INPUT0".into(),
+            name: input.into(),
             datatype: "INT32".into(),
             shape: vec![1, 1],
             ..Default::default()
         }],
-        raw_input_contents: vec![ms.to_le_bytes().to_vec().into()],
+        raw_input_contents: vec![value.to_le_bytes().to_vec().into()],
         parameters: params
-            .iter()
+            .into_iter()
             .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    pb::InferParameter {
-                        parameter_choice: Some(P::Int64Param(*v)),
-                    },
-                )
+                let p = pb::InferParameter {
+                    parameter_choice: Some(v),
+                };
+                (k.to_string(), p)
             })
             .collect(),
         ..Default::default()
     }
+}
+
+/// A request to the `fault` backend sleeping `ms`, with integer `params`.
+fn request(model: &str, ms: i32, params: &[(&str, i64)]) -> pb::ModelInferRequest {
+    let params = params
+        .iter()
+        .map(|(k, v)| (*k, P::Int64Param(*v)))
+        .collect();
+    int32_request(model, "INPUT0", ms, params)
 }
 
 /// Sends a request on its own task; answers (value or error message) with the time it took.
@@ -373,27 +387,11 @@ fn a_resource_count_below_an_instances_need_fails_its_load() {
 
 /// A START request for sequence `id` on the `sequence` backend's running-sum model.
 fn sequence_start(model: &str, id: i64, value: i32) -> pb::ModelInferRequest {
-    use pb::infer_parameter::ParameterChoice as P;
-    let param = |p| pb::InferParameter {
-        parameter_choice: Some(p),
-    };
-    pb::ModelInferRequest {
-        model_name: model.into(),
-        inputs: vec![pb::model_infer_request::InferInputTensor {
-            name: "INPUT".into(),
-            datatype: "INT32".into(),
-            shape: vec![1, 1],
-            ..Default::default()
-        }],
-        raw_input_contents: vec![value.to_le_bytes().to_vec().into()],
-        parameters: [
-            ("sequence_id".to_string(), param(P::Int64Param(id))),
-            ("sequence_start".to_string(), param(P::BoolParam(true))),
-        ]
-        .into_iter()
-        .collect(),
-        ..Default::default()
-    }
+    let params = vec![
+        ("sequence_id", P::Int64Param(id)),
+        ("sequence_start", P::BoolParam(true)),
+    ];
+    int32_request(model, "INPUT", value, params)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,22 +26,29 @@ pub fn test_models() -> PathBuf {
     root().join("tests/models")
 }
 
+/// `despina serve` on `repos`, every listener on an ephemeral loopback port.
+fn serve_command(repos: &[&Path]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_despina"));
+    cmd.arg("serve");
+    for r in repos {
+        cmd.arg("--model-repository").arg(r);
+    }
+    cmd.args([
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        "0",
+        "--grpc-port",
+        "0",
+    ])
+    .args(["--metrics-port", "0"]);
+    cmd
+}
+
 /// Runs `despina serve` on `repo` with `extra` flags, expecting it to refuse to start;
 /// answers what it wrote to stderr.
 pub fn refused_start(repo: &Path, extra: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_despina"))
-        .arg("serve")
-        .arg("--model-repository")
-        .arg(repo)
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--grpc-port",
-            "0",
-        ])
-        .args(["--metrics-port", "0"])
+    let out = serve_command(&[repo])
         .args(extra)
         .stdin(Stdio::null())
         .output()
@@ -73,25 +80,11 @@ impl TestServer {
     }
 
     pub fn start_with(repos: &[&Path], extra: &[&str]) -> TestServer {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_despina"));
-        cmd.arg("serve");
-        for r in repos {
-            cmd.arg("--model-repository").arg(r);
-        }
-        cmd.args([
-            "--host",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--grpc-port",
-            "0",
-            "--metrics-port",
-            "0",
-        ])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        let mut cmd = serve_command(repos);
+        cmd.args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start despina");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
